@@ -1,0 +1,43 @@
+"""The FastAPI application: create_app(settings)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from judgeloop import __version__
+from judgeloop.api.errors import install_error_handlers
+from judgeloop.api.limits import BodySizeLimitMiddleware
+from judgeloop.api.routers import criteria, health, keys, labels, sessions
+from judgeloop.config import Settings, get_settings
+from judgeloop.store import make_engine
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app for ``settings`` (default: from the environment).
+
+    The database schema must be current (`judgeloop db upgrade`); the app does not migrate.
+    """
+    settings = settings or get_settings()
+    engine = make_engine(settings.database_url, echo=settings.database_echo)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="judgeloop",
+        version=__version__,
+        summary="LLM-as-judge calibration with human escalation.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    install_error_handlers(app)
+    for router in (health.router, sessions.router, labels.router, criteria.router, keys.router):
+        app.include_router(router)
+    return app

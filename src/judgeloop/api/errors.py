@@ -1,0 +1,68 @@
+"""Exception handlers: store errors become 404/422 answers that name the field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from judgeloop.store import InvalidInputError, NotFoundError
+
+
+def _is_union_tag(part: object) -> bool:
+    # A body typed "one item or a list" makes pydantic tag each error with the union branch
+    # ("SessionCreate", "list[SessionCreate]"); readers want the field path alone.
+    return isinstance(part, str) and (part[:1].isupper() or "[" in part)
+
+
+def _relevant_errors(errors: list[dict[str, Any]], body: Any) -> list[dict[str, Any]]:
+    """Keep the errors of the union branch matching the body's shape, without the tags."""
+
+    def from_list_branch(error: dict[str, Any]) -> bool:
+        return any(isinstance(p, str) and p.startswith("list[") for p in error.get("loc", ()))
+
+    kept = [e for e in errors if from_list_branch(e) == isinstance(body, list)] or errors
+    return [{**e, "loc": [p for p in e.get("loc", ()) if not _is_union_tag(p)]} for e in kept]
+
+
+async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """422 naming each field that is wrong and why."""
+    assert isinstance(exc, RequestValidationError)
+    errors = _relevant_errors(list(exc.errors()), getattr(exc, "body", None))
+    for error in errors:
+        error.pop("ctx", None)
+        error.pop("url", None)
+        error["msg"] = str(error.get("msg", "")).removeprefix("Value error, ")
+        if error.get("type") == "json_invalid":
+            error["msg"] = f"request body is not valid JSON: {error['msg']}"
+    return JSONResponse(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        content={"detail": jsonable_encoder(errors)},
+    )
+
+
+async def invalid_input_handler(request: Request, exc: Exception) -> JSONResponse:
+    """422 for input that parsed but does not fit the stored data."""
+    assert isinstance(exc, InvalidInputError)
+    detail = [
+        {"loc": ["body", *problem.loc], "msg": problem.msg, "type": problem.type}
+        for problem in exc.problems
+    ]
+    return JSONResponse(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": detail}
+    )
+
+
+async def not_found_handler(request: Request, exc: Exception) -> JSONResponse:
+    """404 with the store's explanation."""
+    return JSONResponse(status_code=status.HTTP_404_NOT_FOUND, content={"detail": str(exc)})
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers above on ``app``."""
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(InvalidInputError, invalid_input_handler)
+    app.add_exception_handler(NotFoundError, not_found_handler)

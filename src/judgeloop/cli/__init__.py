@@ -1,0 +1,28 @@
+"""The `judgeloop` command line: one module per command group."""
+
+import os
+
+import typer
+
+from judgeloop.cli import db, imports, keys
+from judgeloop.cli.demo import demo_command
+from judgeloop.cli.serve import serve_command
+
+app = typer.Typer(
+    name="judgeloop",
+    help="LLM-as-judge calibration with human escalation.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(db.app, name="db")
+app.add_typer(imports.app, name="import")
+app.add_typer(keys.app, name="keys")
+app.command("serve")(serve_command)
+app.command("demo")(demo_command)
+
+
+def main() -> None:
+    """Entry point of the `judgeloop` console script."""
+    # litellm fetches its price map over the network at import unless told otherwise.
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    app()

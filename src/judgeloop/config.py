@@ -1,0 +1,42 @@
+"""Settings for judgeloop, read from ``JUDGELOOP_*`` environment variables on demand."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; each field is also the env var ``JUDGELOOP_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="JUDGELOOP_", env_file=None, extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///judgeloop.db",
+        description="SQLAlchemy URL; e.g. postgresql+psycopg://user:pw@host/db for PostgreSQL.",
+    )
+    database_echo: bool = Field(default=False, description="Log every SQL statement.")
+    max_batch_size: int = Field(
+        default=500, ge=1, description="Most sessions accepted in one POST /v1/sessions."
+    )
+    max_body_bytes: int = Field(
+        default=5_000_000, ge=1024, description="Largest request body accepted, in bytes (413)."
+    )
+    demo_dir: Path | None = Field(
+        default=None, description="Folder with the demo data; found automatically when unset."
+    )
+    host: str = Field(default="127.0.0.1", description="Address `judgeloop serve` binds to.")
+    port: int = Field(default=8000, description="Port `judgeloop serve` listens on.")
+    litellm_local_cost_map: bool = Field(
+        default=True,
+        description="Use litellm's packaged price map instead of fetching it at import.",
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process-wide settings, built from the environment on first use."""
+    return Settings()
