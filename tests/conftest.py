@@ -78,10 +78,16 @@ def postgres_database() -> Iterator[str]:
 def _truncate_all(url: str) -> None:
     engine = create_engine(url)
     with engine.begin() as connection:
-        tables = connection.execute(
-            text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                 "AND tablename <> 'alembic_version'")
-        ).scalars().all()
+        tables = (
+            connection.execute(
+                text(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                    "AND tablename <> 'alembic_version'"
+                )
+            )
+            .scalars()
+            .all()
+        )
         connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
     engine.dispose()
 

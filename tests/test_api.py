@@ -147,7 +147,9 @@ def test_missing_invalid_and_wrong_role_keys(api: httpx.Client, keys: dict[str, 
     reviewer = api.post("/v1/sessions", json=session_payload(), headers=auth(keys["reviewer"]))
     assert reviewer.status_code == 403
     assert "reviewer" in reviewer.json()["detail"]
-    x_api_key = api.post("/v1/sessions", json=session_payload(), headers={"X-API-Key": keys["admin"]})
+    x_api_key = api.post(
+        "/v1/sessions", json=session_payload(), headers={"X-API-Key": keys["admin"]}
+    )
     assert x_api_key.status_code == 201
 
 

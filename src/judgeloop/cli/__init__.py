@@ -6,6 +6,7 @@ import typer
 
 from judgeloop.cli import db, imports, keys
 from judgeloop.cli.demo import demo_command
+from judgeloop.cli.formats import schema_command
 from judgeloop.cli.serve import serve_command
 
 app = typer.Typer(
@@ -19,6 +20,7 @@ app.add_typer(imports.app, name="import")
 app.add_typer(keys.app, name="keys")
 app.command("serve")(serve_command)
 app.command("demo")(demo_command)
+app.command("schema")(schema_command)
 
 
 def main() -> None:

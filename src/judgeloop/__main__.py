@@ -1,0 +1,5 @@
+"""`python -m judgeloop` runs the command line."""
+
+from judgeloop.cli import main
+
+main()
