@@ -163,3 +163,6 @@ def api(server_url: str) -> Iterator[httpx.Client]:
 def auth(key: str) -> dict[str, str]:
     """Headers that present ``key``."""
     return {"Authorization": f"Bearer {key}"}
+
+
+pytest_plugins = ["tests.conftest_stub"]

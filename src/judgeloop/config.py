@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     demo_dir: Path | None = Field(
         default=None, description="Folder with the demo data; found automatically when unset."
     )
+    judges_dir: Path = Field(
+        default=Path("judges"), description="Folder of judge spec files (judges/**/*.yaml)."
+    )
     host: str = Field(default="127.0.0.1", description="Address `judgeloop serve` binds to.")
     port: int = Field(default=8000, description="Port `judgeloop serve` listens on.")
     litellm_local_cost_map: bool = Field(

@@ -328,6 +328,51 @@ class Judgment(SQLModel, table=True):
     cost_usd: float = 0.0
     latency_ms: float = 0.0
     error: str | None = SQLField(default=None, sa_type=sa.Text)
+    detail: dict[str, Any] = SQLField(
+        default_factory=dict,
+        sa_type=JSONType,
+        description="Label distribution, cascade tier, cache hit and other particulars.",
+    )
+    created_at: datetime = _created_at()
+
+
+class JudgmentPublic(BaseModel):
+    """A judgment as returned."""
+
+    id: int
+    session_id: int
+    judge_version_id: str
+    label: str | None
+    raw_confidence: float | None
+    calibrated_confidence: float | None
+    rationale: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    latency_ms: float
+    error: str | None
+    detail: dict[str, Any]
+    created_at: datetime
+
+
+Partition = Literal["derive", "calibration", "test"]
+PARTITIONS: tuple[Partition, ...] = ("derive", "calibration", "test")
+
+
+class SplitAssignment(SQLModel, table=True):
+    """Which partition a session belongs to for one criterion; recorded once, never changed."""
+
+    __tablename__ = "split_assignments"
+    __table_args__ = (
+        sa.UniqueConstraint("criterion_id", "session_id", name="uq_split_criterion_session"),
+        sa.Index("ix_split_criterion_partition", "criterion_id", "partition"),
+    )
+
+    id: int | None = SQLField(default=None, primary_key=True)
+    criterion_id: int = SQLField(foreign_key="criteria.id")
+    session_id: int = SQLField(foreign_key="sessions.id")
+    partition: str = SQLField(max_length=20)
+    seed: int
     created_at: datetime = _created_at()
 
 
@@ -487,3 +532,4 @@ class Health(BaseModel):
 
 
 APPEND_ONLY_TABLES = ("human_labels", "reviews", "audit_events")
+IMMUTABLE_TABLES = ("split_assignments",)

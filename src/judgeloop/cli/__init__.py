@@ -4,9 +4,11 @@ import os
 
 import typer
 
-from judgeloop.cli import db, imports, keys
+from judgeloop.cli import db, imports, judges, keys
 from judgeloop.cli.demo import demo_command
+from judgeloop.cli.derive import derive_command
 from judgeloop.cli.formats import schema_command
+from judgeloop.cli.score import score_command
 from judgeloop.cli.serve import serve_command
 
 app = typer.Typer(
@@ -18,6 +20,9 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(imports.app, name="import")
 app.add_typer(keys.app, name="keys")
+app.add_typer(judges.app, name="judges")
+app.command("derive")(derive_command)
+app.command("score")(score_command)
 app.command("serve")(serve_command)
 app.command("demo")(demo_command)
 app.command("schema")(schema_command)

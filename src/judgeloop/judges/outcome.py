@@ -42,6 +42,7 @@ class JudgeOutcome:
     latency_ms: float = 0.0
     error: str | None = None
     cached: bool = False
+    detail: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def failed(cls, error: str, latency_ms: float = 0.0) -> JudgeOutcome:

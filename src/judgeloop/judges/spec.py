@@ -107,6 +107,13 @@ class TierSpec(_Strict):
     """One tier of a cascade: a judge spec file, relative to the judges/ folder."""
 
     judge: str = Field(description="Path of the tier's judge file, e.g. resolved/classifier.yaml")
+    threshold: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Confidence this tier must reach to decide, until a calibration sets one; "
+        "None: the tier never decides alone.",
+    )
 
 
 class DerivationRecord(_Strict):
@@ -205,8 +212,12 @@ def dump_spec(spec: JudgeSpec) -> str:
         return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
     _Dumper.add_representer(str, _str)
+    data = spec.model_dump(mode="json", exclude_defaults=True)
+    # The prompt is written out even when it is the default, so that the file alone says what
+    # the judge is asked and a change of the built-in default cannot silently change a judge.
+    data["prompt"] = spec.prompt.model_dump(mode="json")
     return yaml.dump(
-        spec.model_dump(mode="json", exclude_defaults=True),
+        {key: data[key] for key in JudgeSpec.model_fields if key in data},
         Dumper=_Dumper,
         sort_keys=False,
         allow_unicode=True,

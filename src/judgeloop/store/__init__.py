@@ -3,12 +3,29 @@
 from judgeloop.store.criteria import add_criteria, get_criterion, list_criteria
 from judgeloop.store.engine import db_session, make_engine
 from judgeloop.store.errors import InvalidInputError, NotFoundError, Problem
+from judgeloop.store.judges import (
+    add_judgments,
+    get_judge_version,
+    judged_session_ids,
+    judgments_for_version,
+    list_judge_versions,
+    register_judge_version,
+)
 from judgeloop.store.keys import authenticate, create_key, list_keys, revoke_key
 from judgeloop.store.labels import add_labels, check_labels, labels_for_criterion
 from judgeloop.store.migrate import current_revision, upgrade
 from judgeloop.store.sessions import add_sessions, count_sessions, find_sessions, get_session
+from judgeloop.store.splits import get_splits, record_splits
 
 __all__ = [
+    "add_judgments",
+    "get_judge_version",
+    "judged_session_ids",
+    "judgments_for_version",
+    "list_judge_versions",
+    "register_judge_version",
+    "get_splits",
+    "record_splits",
     "InvalidInputError",
     "NotFoundError",
     "Problem",

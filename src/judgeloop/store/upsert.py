@@ -15,7 +15,9 @@ def insert_ignoring_conflicts(
     table: type[SQLModel],
     rows: Sequence[dict[str, Any]],
     conflict_columns: list[str],
-) -> set[int]:
+    *,
+    id_column: str = "id",
+) -> set[Any]:
     """Insert ``rows``, skipping those that collide on ``conflict_columns``; return new ids.
 
     The database decides, not a prior SELECT, so concurrent writers can never create a
@@ -25,9 +27,9 @@ def insert_ignoring_conflicts(
         return set()
     dialect = db.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table_id = table.id  # type: ignore[attr-defined]
+    table_id = getattr(table, id_column)
     statement = (
         insert(table).on_conflict_do_nothing(index_elements=conflict_columns).returning(table_id)
     )
     result = db.execute(statement, list(rows))
-    return {int(row[0]) for row in result}
+    return {row[0] for row in result}

@@ -1,13 +1,18 @@
 """Database triggers that refuse UPDATE and DELETE on the append-only tables."""
 
+from collections.abc import Sequence
+
 from sqlalchemy.engine import Connection
 
-from judgeloop.models import APPEND_ONLY_TABLES
+# Frozen here, not imported from models: a migration must keep doing what it did when written.
+INITIAL_APPEND_ONLY_TABLES = ("human_labels", "reviews", "audit_events")
 
 
-def create_append_only_triggers(connection: Connection) -> None:
-    """Make every table in APPEND_ONLY_TABLES refuse updates and deletes."""
-    for table in APPEND_ONLY_TABLES:
+def create_append_only_triggers(
+    connection: Connection, tables: Sequence[str] = INITIAL_APPEND_ONLY_TABLES
+) -> None:
+    """Make every table in ``tables`` refuse updates and deletes."""
+    for table in tables:
         if connection.dialect.name == "sqlite":
             for operation in ("UPDATE", "DELETE"):
                 connection.exec_driver_sql(
@@ -25,9 +30,11 @@ def create_append_only_triggers(connection: Connection) -> None:
             )
 
 
-def drop_append_only_triggers(connection: Connection) -> None:
+def drop_append_only_triggers(
+    connection: Connection, tables: Sequence[str] = INITIAL_APPEND_ONLY_TABLES
+) -> None:
     """Remove the triggers that create_append_only_triggers made."""
-    for table in APPEND_ONLY_TABLES:
+    for table in tables:
         if connection.dialect.name == "sqlite":
             for operation in ("update", "delete"):
                 connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {table}_no_{operation}")

@@ -1,0 +1,32 @@
+"""One path from a spec to its backend: litellm, classifier or local (imported only when used)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from judgeloop.judges.outcome import JudgeBackend, ResolvedExample
+from judgeloop.judges.spec import JudgeSpec
+
+
+def build_backend(
+    spec: JudgeSpec,
+    examples: list[ResolvedExample],
+    training: list[ResolvedExample],
+    **options: Any,
+) -> JudgeBackend:
+    """Construct the backend named by ``spec.backend``.
+
+    ``examples`` are the few-shot examples of the prompt, ``training`` the classifier's
+    fitting data; ``options`` go to LLM backends (cache, semaphore).
+    """
+    if spec.backend == "classifier":
+        from judgeloop.judges.classifier_backend import ClassifierBackend
+
+        return ClassifierBackend(spec, training)
+    if spec.backend == "local":
+        from judgeloop.judges.local_backend import LocalBackend
+
+        return LocalBackend(spec, examples)  # type: ignore[no-any-return]
+    from judgeloop.judges.llm_backend import LiteLLMBackend
+
+    return LiteLLMBackend(spec, examples, **options)

@@ -1,0 +1,199 @@
+"""Judges on the demo data: derivation, leak-free splits, classifier scoring, cascades."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DatabaseError
+from sqlmodel import select
+
+from judgeloop.judges.derive import DeriveOptions, derive_spec
+from judgeloop.judges.runner import LeakError, example_keys, score
+from judgeloop.judges.spec import JudgeSpec, SpecError, TierSpec, dump_spec, load_spec
+from judgeloop.models import Judgment, SplitAssignment
+from judgeloop.sessions import import_criteria, import_labels, import_sessions
+from judgeloop.store import db_session, find_sessions, get_criterion, get_splits
+from tests.conftest import REPO_ROOT
+from tests.stub_llm import StubLLM, StubReply
+
+DEMO = REPO_ROOT / "datasets" / "demo"
+CRITERIA = ("resolved", "policy_compliant", "tone", "safety")
+
+
+@pytest.fixture
+def demo_engine(engine: Engine) -> Engine:
+    """The test database with the demo criteria, main-batch sessions and SME labels."""
+    import_criteria(engine, DEMO / "criteria.yaml", actor="test")
+    import_sessions(engine, DEMO / "sessions.jsonl", actor="test")
+    import_labels(engine, DEMO / "labels.jsonl", actor="test")
+    return engine
+
+
+def _derive(engine: Engine, criterion: str, seed: int = 0, **kwargs: object) -> JudgeSpec:
+    options = DeriveOptions(criterion=criterion, name=f"{criterion}-v1", seed=seed, **kwargs)  # type: ignore[arg-type]
+    return derive_spec(engine, options, actor="test").spec
+
+
+def _partition_keys(engine: Engine, criterion: str) -> dict[str, set[tuple[str, str]]]:
+    from judgeloop.judges.loading import session_keys_of
+
+    with db_session(engine) as db:
+        criterion_id = get_criterion(db, criterion).id
+        assert criterion_id is not None
+        splits = get_splits(db, criterion_id)
+        keys = session_keys_of(db, splits)
+    result: dict[str, set[tuple[str, str]]] = {"derive": set(), "calibration": set(), "test": set()}
+    for session_id, partition in splits.items():
+        result[partition].add(keys[session_id])
+    return result
+
+
+def test_derive_is_reproducible_and_never_leaks(demo_engine: Engine, tmp_path: Path) -> None:
+    for criterion in CRITERIA:
+        spec = _derive(demo_engine, criterion)
+        again = _derive(demo_engine, criterion)
+        assert dump_spec(spec) == dump_spec(again) and spec.version == again.version
+        path = tmp_path / criterion / "v1.yaml"
+        path.parent.mkdir()
+        path.write_text(dump_spec(spec))
+        assert load_spec(path).version == spec.version
+
+        partitions = _partition_keys(demo_engine, criterion)
+        assert sum(len(p) for p in partitions.values()) == 420
+        assert not partitions["derive"] & (partitions["calibration"] | partitions["test"])
+        assert not partitions["calibration"] & partitions["test"]
+        shown = example_keys(spec)
+        assert shown and shown <= partitions["derive"]
+        assert {e.label for e in spec.examples} == set(spec.criterion.labels)
+        assert spec.rubric.startswith(spec.criterion.description.strip()[:20])
+
+
+def test_another_seed_never_moves_a_recorded_session(demo_engine: Engine) -> None:
+    _derive(demo_engine, "resolved", seed=1)
+    before = _partition_keys(demo_engine, "resolved")
+    spec = _derive(demo_engine, "resolved", seed=2)
+    assert _partition_keys(demo_engine, "resolved") == before
+    assert example_keys(spec) <= before["derive"]
+    with pytest.raises(DatabaseError, match="append-only"):
+        with demo_engine.begin() as connection:
+            connection.execute(text("UPDATE split_assignments SET partition = 'test'"))
+
+
+def test_classifier_scores_every_test_session_once(demo_engine: Engine, tmp_path: Path) -> None:
+    spec = _derive(demo_engine, "tone")
+    partitions = _partition_keys(demo_engine, "tone")
+    with db_session(demo_engine) as db:
+        rows = find_sessions(db, sorted(partitions["test"]))
+    ids = [row.id for row in rows.values() if row.id is not None]
+    report = score(demo_engine, spec, ids, actor="test", forbid_examples=True)
+    assert report.judged == len(ids) and report.errors == 0
+    again = score(demo_engine, spec, ids, actor="test", forbid_examples=True)
+    assert again.judged == 0 and again.already_judged == len(ids)
+    with db_session(demo_engine) as db:
+        judgments = db.exec(select(Judgment).where(Judgment.judge_version_id == spec.version)).all()
+    assert len(judgments) == len(ids)
+    for judgment in judgments:
+        distribution = judgment.detail["label_distribution"]
+        assert judgment.label in spec.criterion.labels
+        assert judgment.raw_confidence == pytest.approx(max(distribution.values()))
+        assert sum(distribution.values()) == pytest.approx(1.0)
+    # better than always answering the most common label
+    from judgeloop.judges.votes import collect_votes, majority_labels
+    from judgeloop.store import labels_for_criterion
+
+    with db_session(demo_engine) as db:
+        criterion = get_criterion(db, "tone")
+        majority = majority_labels(
+            criterion, collect_votes(labels_for_criterion(db, criterion.id or 0))
+        )
+    agreement = sum(j.label == majority[j.session_id] for j in judgments) / len(judgments)
+    base_rate = max(list(majority.values()).count(label) for label in criterion.labels) / len(
+        majority
+    )
+    assert agreement > base_rate + 0.1
+
+
+def test_scoring_an_example_for_measurement_is_refused(demo_engine: Engine) -> None:
+    spec = _derive(demo_engine, "resolved")
+    example = spec.examples[0].session
+    with db_session(demo_engine) as db:
+        row = find_sessions(db, [(example.source, example.external_id)])[
+            (example.source, example.external_id)
+        ]
+    with pytest.raises(LeakError, match="as examples"):
+        score(demo_engine, spec, [row.id or 0], actor="test", forbid_examples=True)
+    with db_session(demo_engine) as db:
+        assert db.exec(select(Judgment)).first() is None
+
+
+def test_cascade_runs_the_strong_tier_only_below_the_threshold(
+    demo_engine: Engine, tmp_path: Path, stub_llm: StubLLM
+) -> None:
+    cheap = _derive(demo_engine, "resolved")
+    strong = cheap.model_copy(
+        update={
+            "name": "resolved-llm",
+            "backend": "litellm",
+            "model": "openai/stub-judge",
+            "api_base": f"{stub_llm.url}/v1",
+            "classifier": None,
+            "confidence": cheap.confidence.model_copy(update={"method": "logprobs"}),
+        }
+    )
+    (tmp_path / "resolved").mkdir()
+    (tmp_path / "resolved" / "cheap.yaml").write_text(dump_spec(cheap))
+    (tmp_path / "resolved" / "strong.yaml").write_text(
+        dump_spec(JudgeSpec.model_validate(strong.model_dump()))
+    )
+    cascade = JudgeSpec(
+        name="resolved-cascade",
+        criterion=cheap.criterion,
+        tiers=[
+            TierSpec(judge="resolved/cheap.yaml", threshold=0.8),
+            TierSpec(judge="resolved/strong.yaml", threshold=0.5),
+        ],
+    )
+    stub_llm.responder = lambda body: StubReply.label_first({"yes": 0.9, "no": 0.1})
+    test_keys = sorted(_partition_keys(demo_engine, "resolved")["test"])[:40]
+    with db_session(demo_engine) as db:
+        ids = [row.id or 0 for row in find_sessions(db, test_keys).values()]
+    report = score(demo_engine, cascade, ids, actor="test", judges_dir=tmp_path)
+    assert report.judged == 40 and report.errors == 0
+    with db_session(demo_engine) as db:
+        judgments = db.exec(
+            select(Judgment).where(Judgment.judge_version_id == cascade.version)
+        ).all()
+    by_tier = [j.detail["tier"] for j in judgments]
+    escalated_to_llm = by_tier.count(1)
+    assert by_tier.count(0) + escalated_to_llm == 40
+    assert escalated_to_llm == len(stub_llm.requests) > 0
+    for judgment in judgments:
+        first = judgment.detail["path"][0]
+        assert (first["confidence"] >= 0.8) == (judgment.detail["tier"] == 0)
+
+
+def test_spec_files_are_strict_and_versioned_by_content(tmp_path: Path) -> None:
+    spec = JudgeSpec(
+        name="j",
+        criterion={"name": "resolved", "kind": "binary", "labels": ["yes", "no"]},
+        model="openai/gpt-4o-mini",
+    )
+    path = tmp_path / "j.yaml"
+    path.write_text(dump_spec(spec))
+    assert load_spec(path).version == spec.version
+    path.write_text(dump_spec(spec) + "temprature: 0.5\n")
+    with pytest.raises(SpecError, match="temprature"):
+        load_spec(path)
+    edited = spec.model_copy(update={"rubric": "Be strict."})
+    assert JudgeSpec.model_validate(edited.model_dump()).version != spec.version
+    with pytest.raises(ValueError, match="needs a model"):
+        JudgeSpec(name="j", criterion=spec.criterion)
+
+
+def test_split_rows_are_recorded_per_session(demo_engine: Engine) -> None:
+    _derive(demo_engine, "safety")
+    with db_session(demo_engine) as db:
+        rows = db.exec(select(SplitAssignment)).all()
+    assert len(rows) == 420 and {r.seed for r in rows} == {0}
