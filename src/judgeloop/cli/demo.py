@@ -1,27 +1,43 @@
-"""`judgeloop demo`: load the demo data into the configured database and serve the API."""
+"""`judgeloop demo`: the loop on the demo data, offline: derive, score, measure, serve."""
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
 import typer
 from rich.table import Table
-from sqlmodel import select
+from sqlalchemy import Engine
 
 from judgeloop.cli.common import cli_actor, console, fail, open_engine
 from judgeloop.cli.serve import serve_command
 from judgeloop.config import get_settings
-from judgeloop.models import Criterion, HumanLabel
-from judgeloop.sessions import ImportFailedError, import_criteria, import_labels, import_sessions
-from judgeloop.store import count_sessions, create_key, db_session, upgrade
-
-DEMO_FILES = (
-    ("sessions", "sessions.jsonl"),
-    ("labels", "labels.jsonl"),
-    ("sessions", "drift_sessions.jsonl"),
-    ("labels", "drift_labels.jsonl"),
+from judgeloop.judges.derive import DeriveOptions, derive_spec
+from judgeloop.judges.runner import register_spec, score
+from judgeloop.judges.spec import JudgeSpec, dump_spec
+from judgeloop.judges.votes import collect_votes, majority_labels
+from judgeloop.models import Judgment, SessionCreate
+from judgeloop.sessions import (
+    ImportFailedError,
+    LineError,
+    import_criteria,
+    import_labels,
+    import_sessions,
+    read_jsonl,
 )
+from judgeloop.store import (
+    create_key,
+    db_session,
+    find_sessions,
+    get_criterion,
+    get_splits,
+    judgments_for_version,
+    labels_for_criterion,
+    list_criteria,
+    upgrade,
+)
+
+MAIN_BATCH = (("sessions", "sessions.jsonl"), ("labels", "labels.jsonl"))
+LATER_BATCH = (("sessions", "drift_sessions.jsonl"), ("labels", "drift_labels.jsonl"))
 
 
 def find_demo_dir() -> Path:
@@ -41,63 +57,131 @@ def find_demo_dir() -> Path:
     raise FileNotFoundError(f"demo data not found (looked in {searched}); set JUDGELOOP_DEMO_DIR")
 
 
+def _import(engine: Engine, demo_dir: Path, files: tuple[tuple[str, str], ...]) -> None:
+    for kind, filename in files:
+        importer = import_sessions if kind == "sessions" else import_labels
+        report = importer(engine, demo_dir / filename, actor=cli_actor())
+        console.print(
+            f"  {filename:<22} {report.created:>5} new {kind}, {report.existing:>5} already stored"
+        )
+
+
+def _derive_all(engine: Engine, judges_dir: Path) -> list[JudgeSpec]:
+    specs = []
+    with db_session(engine) as db:
+        names = [c.name for c in list_criteria(db)]
+    for name in names:
+        options = DeriveOptions(criterion=name, name=f"{name}-support-v1")
+        spec = derive_spec(engine, options, actor=cli_actor()).spec
+        path = judges_dir / name / "support-v1.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(dump_spec(spec), encoding="utf-8")
+        register_spec(engine, spec, actor=cli_actor())
+        specs.append(spec)
+        console.print(f"  derived {path} (version {spec.version})")
+    return specs
+
+
+def _agreement(engine: Engine, spec: JudgeSpec, session_ids: set[int]) -> tuple[int, float]:
+    with db_session(engine) as db:
+        criterion = get_criterion(db, spec.criterion.name)
+        majority = majority_labels(
+            criterion, collect_votes(labels_for_criterion(db, criterion.id or 0))
+        )
+        judgments: list[Judgment] = [
+            j for j in judgments_for_version(db, spec.version) if j.session_id in session_ids
+        ]
+    judged = [j for j in judgments if j.session_id in majority and j.error is None]
+    if not judged:
+        return 0, float("nan")
+    agreeing = sum(j.label == majority[j.session_id] for j in judged)
+    return len(judged), agreeing / len(judged)
+
+
+def _session_ids_in(engine: Engine, path: Path) -> set[int]:
+    keys = [
+        (parsed.item.source, parsed.item.external_id)
+        for parsed in read_jsonl(path, SessionCreate)
+        if not isinstance(parsed, LineError)
+    ]
+    with db_session(engine) as db:
+        return {row.id for row in find_sessions(db, keys).values() if row.id is not None}
+
+
+def _partition(engine: Engine, criterion_name: str, partition: str) -> set[int]:
+    with db_session(engine) as db:
+        criterion = get_criterion(db, criterion_name)
+        return {sid for sid, p in get_splits(db, criterion.id or 0).items() if p == partition}
+
+
+def _score_and_report(engine: Engine, specs: list[JudgeSpec], later_ids: set[int]) -> None:
+    table = Table(
+        "criterion",
+        "version",
+        "test n",
+        "agree",
+        "later n",
+        "agree",
+        title="Classifier judges: agreement with the SME majority (test | later batch)",
+    )
+    for spec in specs:
+        test_ids = _partition(engine, spec.criterion.name, "test")
+        calibration_ids = _partition(engine, spec.criterion.name, "calibration")
+        for ids, forbid in ((calibration_ids, True), (test_ids, True), (later_ids, False)):
+            score(engine, spec, sorted(ids), actor=cli_actor(), forbid_examples=forbid)
+        n_test, test_agreement = _agreement(engine, spec, test_ids)
+        n_later, later_agreement = _agreement(engine, spec, later_ids)
+        table.add_row(
+            spec.criterion.name,
+            spec.version,
+            str(n_test),
+            f"{test_agreement:.1%}",
+            str(n_later),
+            f"{later_agreement:.1%}",
+        )
+    console.print(table)
+
+
 def demo_command(
     serve: bool = typer.Option(True, "--serve/--no-serve", help="Serve the API afterwards."),
     port: int | None = typer.Option(None, help="Port to serve on (JUDGELOOP_PORT)."),
 ) -> None:
-    """Load the demo support sessions and SME labels, then serve the API. Offline, no API key."""
+    """Load the demo support sessions and SME labels, derive and score judges, serve the API.
+
+    Offline and without any API key: the judges are scikit-learn classifiers fitted on the
+    derive partition of the SME labels.
+    """
     try:
         demo_dir = find_demo_dir()
     except FileNotFoundError as error:
         raise fail(str(error)) from error
+    settings = get_settings()
     engine = open_engine()
     console.rule("[bold]judgeloop demo")
     console.print(f"database: {engine.url.render_as_string()}   demo data: {demo_dir}")
     upgrade(engine)
-    actor = cli_actor()
     try:
-        import_criteria(engine, demo_dir / "criteria.yaml", actor=actor)
-        for kind, filename in DEMO_FILES:
-            importer = import_sessions if kind == "sessions" else import_labels
-            report = importer(engine, demo_dir / filename, actor=actor)
-            console.print(
-                f"  {filename:<22} {report.created:>5} new {kind}, "
-                f"{report.existing:>5} already stored"
-            )
+        import_criteria(engine, demo_dir / "criteria.yaml", actor=cli_actor())
+        console.print("[bold]1. SME-labelled sessions")
+        _import(engine, demo_dir, MAIN_BATCH)
+        console.print(
+            "[bold]2. Judges derived from the SME labels (split: derive | calibration | test)"
+        )
+        specs = _derive_all(engine, settings.judges_dir)
+        console.print("[bold]3. A later batch arrives (new product line, other phrasing)")
+        _import(engine, demo_dir, LATER_BATCH)
     except ImportFailedError as error:
         raise fail(str(error)) from error
-    _print_summary(engine)
+    later_ids = _session_ids_in(engine, demo_dir / LATER_BATCH[0][1])
+    console.print("[bold]4. Scoring calibration, test and the later batch")
+    _score_and_report(engine, specs, later_ids)
     with db_session(engine) as db:
-        _row, plaintext = create_key(db, role="admin", name="demo", actor=actor)
+        _row, plaintext = create_key(db, role="admin", name="demo", actor=cli_actor())
+    console.print(f"\nAPI key (admin, shown once): [bold]{plaintext}[/]")
     if serve:
-        settings = get_settings()
+        address = f"http://{settings.host}:{port or settings.port}"
         console.print(
-            f"\nAPI key (admin, shown once): [bold]{plaintext}[/]\n"
-            f"Try: curl -H 'Authorization: Bearer {plaintext}' "
-            f"http://{settings.host}:{port or settings.port}/v1/criteria\n"
-            f"OpenAPI docs: http://{settings.host}:{port or settings.port}/docs   (Ctrl-C stops)"
+            f"Try: curl -H 'Authorization: Bearer {plaintext}' {address}/v1/criteria\n"
+            f"OpenAPI docs: {address}/docs   (Ctrl-C stops)"
         )
         serve_command(host=None, port=port)
-    else:
-        console.print(f"\nAPI key (admin, shown once): {plaintext}")
-
-
-def _print_summary(engine: object) -> None:
-    from sqlalchemy import Engine
-
-    assert isinstance(engine, Engine)
-    with db_session(engine) as db:
-        sessions = count_sessions(db)
-        criteria = list(db.exec(select(Criterion).order_by(Criterion.name)))
-        table = Table("criterion", "kind", "labels", "label distribution (all annotators)")
-        for criterion in criteria:
-            values = db.exec(
-                select(HumanLabel.value).where(HumanLabel.criterion_id == criterion.id)
-            ).all()
-            counts = Counter(values)
-            distribution = "  ".join(
-                f"{label}: {counts.get(label, 0)}" for label in criterion.labels
-            )
-            table.add_row(criterion.name, criterion.kind, str(len(values)), distribution)
-    console.print(f"\n{sessions} sessions stored")
-    console.print(table)

@@ -8,6 +8,7 @@ import typer
 
 from judgeloop.cli.common import cli_actor, console, fail, open_engine
 from judgeloop.judges.derive import DeriveOptions, derive_spec
+from judgeloop.judges.runner import register_spec
 from judgeloop.judges.spec import dump_spec
 from judgeloop.judges.splits import parse_sizes
 from judgeloop.sessions import ImportFailedError, import_labels
@@ -45,7 +46,7 @@ def derive_command(
             raise fail(str(error)) from error
     options = DeriveOptions(
         criterion=criterion,
-        name=out.stem,
+        name=out.stem if out.stem.startswith(criterion) else f"{criterion}-{out.stem}",
         backend=backend,  # type: ignore[arg-type]
         model=model,
         seed=seed,
@@ -58,6 +59,7 @@ def derive_command(
         raise fail(str(error)) from error
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(dump_spec(result.spec), encoding="utf-8")
+    register_spec(engine, result.spec, actor=cli_actor())
     counts = ", ".join(f"{k} {v}" for k, v in sorted(result.partition_counts.items()))
     console.print(
         f"wrote {out}: judge {result.spec.name!r} version [bold]{result.spec.version}[/] "

@@ -52,23 +52,18 @@ def list_command(
     folder = judges_dir or get_settings().judges_dir
     with db_session(open_engine()) as db:
         registered = {row.id for row in list_judge_versions(db)}
-    table = Table("file", "name", "criterion", "backend", "model", "version", "registered")
+    table = Table("file", "criterion", "backend", "version", "registered")
     for path in spec_files(folder):
         try:
             spec = load_spec(path)
         except SpecError as error:
-            table.add_row(str(path), "[red]invalid[/]", str(error)[:60], "", "", "", "")
+            table.add_row(str(path), "[red]invalid[/]", str(error)[:60], "", "")
             continue
         backend = "cascade" if spec.tiers else spec.backend
-        table.add_row(
-            str(path),
-            spec.name,
-            spec.criterion.name,
-            backend,
-            spec.model or "",
-            spec.version,
-            "yes" if spec.version in registered else "no",
-        )
+        if spec.model:
+            backend = f"{backend} {spec.model}"
+        registered_text = "yes" if spec.version in registered else "no"
+        table.add_row(str(path), spec.criterion.name, backend, spec.version, registered_text)
     console.print(table)
 
 

