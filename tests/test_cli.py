@@ -196,3 +196,45 @@ def test_serve_answers_http(tmp_path: Path, database_url: str) -> None:
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+def test_derive_score_and_judges_commands(tmp_path: Path, database_url: str) -> None:
+    demo = Path(__file__).resolve().parents[1] / "datasets" / "demo"
+    run_cli(database_url, "import", "criteria", str(demo / "criteria.yaml"))
+    run_cli(database_url, "import", "sessions", str(demo / "sessions.jsonl"))
+    out = tmp_path / "judges" / "safety" / "v1.yaml"
+    derived = run_cli(
+        database_url,
+        "derive",
+        "--criterion",
+        "safety",
+        "--out",
+        str(out),
+        "--labels",
+        str(demo / "labels.jsonl"),
+    )
+    assert "version" in derived.stdout and out.exists()
+    first_text = out.read_text()
+    run_cli(database_url, "derive", "--criterion", "safety", "--out", str(out))
+    assert out.read_text() == first_text
+
+    scored = run_cli(database_url, "score", "--judge", str(out), "--split", "test")
+    assert "judged, 0 already judged, 0 errors" in scored.stdout
+    rescored = run_cli(database_url, "score", "--judge", str(out), "--split", "test")
+    assert " 0 judged" in rescored.stdout
+
+    env_dir = {"JUDGELOOP_JUDGES_DIR": str(tmp_path / "judges")}
+    os.environ.update(env_dir)
+    try:
+        listing = run_cli(database_url, "judges", "list").stdout
+        shown = run_cli(database_url, "judges", "show", "safety-v1").stdout
+    finally:
+        for key in env_dir:
+            os.environ.pop(key)
+    assert "safety" in listing and "yes" in listing
+    assert "safety-v1" in shown and "classifier" in shown
+
+    bad = run_cli(database_url, "score", "--judge", str(out), "--split", "derive", check=False)
+    assert bad.returncode == 1 and "calibration or test" in bad.stderr
+    missing = run_cli(database_url, "derive", "--criterion", "nope", "--out", str(out), check=False)
+    assert missing.returncode == 1 and "unknown criterion 'nope'" in missing.stderr

@@ -61,6 +61,10 @@ class CriterionCreate(BaseModel):
         unknown = sorted(set(self.anchors) - set(self.labels))
         if unknown:
             raise ValueError(f"anchors name labels that do not exist: {unknown}")
+        # Anchors follow the label order, whatever order a file or a JSONB column gave them in.
+        self.anchors = {
+            label: self.anchors[label] for label in self.labels if label in self.anchors
+        }
         return self
 
 

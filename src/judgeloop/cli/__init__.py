@@ -5,6 +5,7 @@ import os
 import typer
 
 from judgeloop.cli import db, imports, judges, keys
+from judgeloop.cli.datasets import import_dataset_command
 from judgeloop.cli.demo import demo_command
 from judgeloop.cli.derive import derive_command
 from judgeloop.cli.formats import schema_command
@@ -18,6 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(db.app, name="db")
+imports.app.command("dataset")(import_dataset_command)
 app.add_typer(imports.app, name="import")
 app.add_typer(keys.app, name="keys")
 app.add_typer(judges.app, name="judges")

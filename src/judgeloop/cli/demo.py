@@ -71,7 +71,10 @@ def _derive_all(engine: Engine, judges_dir: Path) -> list[JudgeSpec]:
     with db_session(engine) as db:
         names = [c.name for c in list_criteria(db)]
     for name in names:
-        options = DeriveOptions(criterion=name, name=f"{name}-support-v1")
+        # The later batch is labelled too; judges are derived from the first batch only.
+        options = DeriveOptions(
+            criterion=name, name=f"{name}-support-v1", where=(("batch", "main"),)
+        )
         spec = derive_spec(engine, options, actor=cli_actor()).spec
         path = judges_dir / name / "support-v1.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,9 @@ def derive_command(
     seed: int = typer.Option(0, help="Seed of the split and of the classifier."),
     sizes: str = typer.Option("0.4,0.3,0.3", help="Shares of derive,calibration,test."),
     examples: int = typer.Option(6, help="Few-shot examples to pick from the derive partition."),
+    where: list[str] = typer.Option(
+        [], "--where", help="Only sessions with this metadata, KEY=VALUE (repeatable)."
+    ),
     labels: Path | None = typer.Option(
         None, "--labels", exists=True, help="Import these SME labels (JSONL) first."
     ),
@@ -38,6 +41,9 @@ def derive_command(
         split_sizes = parse_sizes(sizes)
     except ValueError as error:
         raise fail(f"--sizes: {error}") from error
+    pairs = [item.split("=", 1) for item in where]
+    if any(len(pair) != 2 for pair in pairs):
+        raise fail(f"--where takes KEY=VALUE, got {where}")
     engine = open_engine()
     if labels is not None:
         try:
@@ -52,6 +58,7 @@ def derive_command(
         seed=seed,
         sizes=tuple(split_sizes.items()),
         examples=examples,
+        where=tuple((key, value) for key, value in pairs),
     )
     try:
         result = derive_spec(engine, options, actor=cli_actor())

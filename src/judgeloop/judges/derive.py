@@ -50,6 +50,8 @@ class DeriveOptions:
     sizes: tuple[tuple[str, float], ...] = tuple(DEFAULT_SIZES.items())
     examples: int = 6
     borderline: int = 2
+    where: tuple[tuple[str, str], ...] = ()
+    """Only sessions whose metadata has these key=value pairs (e.g. batch=main)."""
 
 
 @dataclass
@@ -73,6 +75,11 @@ def derive_spec(engine: Engine, options: DeriveOptions, *, actor: str) -> Derive
             raise ValueError(f"criterion {criterion.name!r} has no SME labels to derive from")
         votes = collect_votes(labels)
         majority = majority_labels(criterion, votes)
+        if options.where:
+            majority = _matching(db, majority, dict(options.where))
+            if not majority:
+                raise ValueError(f"no labelled session of {criterion.name!r} matches --where")
+            labels = [row for row in labels if row.session_id in majority]
         assignment = _assign_partitions(db, criterion.id, majority, options, actor=actor)
         derive_ids = sorted(sid for sid in majority if assignment.get(sid) == "derive")
         session_keys = session_keys_of(db, majority)
@@ -90,11 +97,21 @@ def derive_spec(engine: Engine, options: DeriveOptions, *, actor: str) -> Derive
                     seed=options.seed,
                     label_snapshot=label_snapshot(labels, session_keys),
                     split_sizes=dict(options.sizes),
+                    where=dict(options.where),
                 )
             }
         )
     counts = Counter(assignment[sid] for sid in majority if sid in assignment)
     return DeriveResult(spec=spec, partition_counts=dict(counts), derive_sessions=len(derive_ids))
+
+
+def _matching(db: Any, majority: dict[int, str], where: dict[str, str]) -> dict[int, str]:
+    inputs = load_inputs(db, majority)
+    return {
+        sid: label
+        for sid, label in majority.items()
+        if all(str(inputs[sid].metadata.get(k)) == v for k, v in where.items())
+    }
 
 
 def _assign_partitions(

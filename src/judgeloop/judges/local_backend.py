@@ -21,12 +21,16 @@ With ``temperature`` 0 (the default) every answer is deterministic; a prompt eva
 only whole 512-token blocks of the previous prompt, which keeps results bit-identical whatever
 was judged before.
 
-Fitting the context window (``JUDGELOOP_LOCAL_N_CTX``, default 8192 tokens): :class:`LocalBackend`
-drops few-shot examples from the left, oldest first, until the prompt fits. If the prompt still
-does not fit (or a caller sends one through litellm directly), tokens are cut from the start of
-the last message, i.e. from the left of the few-shot section, keeping the system prompt; the end
-of the prompt, the judged session and ``Label:``, is kept whole unless it alone exceeds the
-window, in which case its beginning is cut too.
+Settings, read when the model is needed: ``JUDGELOOP_LOCAL_MODEL_PATH`` (another GGUF file),
+``JUDGELOOP_LOCAL_THREADS`` (default: every CPU available), ``JUDGELOOP_LOCAL_N_CTX`` (the
+context window, default 8192 tokens).
+
+Fitting the context window: :class:`LocalBackend` drops few-shot examples from the left, oldest
+first, until the prompt fits. If the prompt still does not fit (or a caller sends one through
+litellm directly), tokens are cut from the start of the last message, i.e. from the left of the
+few-shot section, keeping the system prompt; the end of the prompt, the judged session and
+``Label:``, is kept whole unless it alone exceeds the window, in which case its beginning is cut
+too.
 
 The model loads once per process, on first use, and one thread runs it (llama.cpp is not
 thread-safe); async callers wait for that thread without blocking their event loop.
@@ -58,6 +62,7 @@ PACKAGED_MODEL = "gemma3-270m"
 DEFAULT_MODEL = f"{PROVIDER}/{PACKAGED_MODEL}"
 MODEL_PATH_ENV = "JUDGELOOP_LOCAL_MODEL_PATH"
 N_CTX_ENV = "JUDGELOOP_LOCAL_N_CTX"
+THREADS_ENV = "JUDGELOOP_LOCAL_THREADS"
 DEFAULT_N_CTX = 8192
 INSTALL_HINT = "pip install 'judgeloop[local]'"
 SEED = 0
@@ -105,18 +110,31 @@ def _assembled_model_path() -> Path:
 
 def local_n_ctx() -> int:
     """The context window in tokens: ``$JUDGELOOP_LOCAL_N_CTX`` or 8192."""
-    value = os.environ.get(N_CTX_ENV)
+    return _env_int(N_CTX_ENV, DEFAULT_N_CTX, minimum=256)
+
+
+def local_threads() -> int:
+    """CPU threads for the model: ``$JUDGELOOP_LOCAL_THREADS`` or every CPU this process may use.
+
+    On a busy shared host, 1 thread is slower but steadier: a preempted thread stalls the others.
+    """
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return _env_int(THREADS_ENV, available or os.cpu_count() or 1, minimum=1)
+
+
+def _env_int(name: str, default: int, *, minimum: int) -> int:
+    value = os.environ.get(name)
     if not value:
-        return DEFAULT_N_CTX
-    if not value.isdigit() or int(value) < 256:
-        raise ValueError(f"{N_CTX_ENV} must be a whole number of tokens >= 256, got {value!r}")
+        return default
+    if not value.isdigit() or int(value) < minimum:
+        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}")
     return int(value)
 
 
 class LocalModel:
     """One loaded llama.cpp model; every method must run with :attr:`lock` held."""
 
-    def __init__(self, path: Path, n_ctx: int) -> None:
+    def __init__(self, path: Path, n_ctx: int, threads: int) -> None:
         try:
             import llama_cpp
         except ImportError as error:
@@ -127,7 +145,6 @@ class LocalModel:
         self.n_ctx = n_ctx
         self.lock = threading.Lock()
         self._api = llama_cpp
-        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
         # logits_all=False: only the last position's logits are computed. With a 262k-token
         # vocabulary, the output layer on every prompt position would cost more than the rest
         # of the model; label scoring needs one position at a time.
@@ -225,14 +242,14 @@ class LocalModel:
         return _log_softmax(logits)
 
 
-_models: dict[tuple[Path, int], LocalModel] = {}
+_models: dict[tuple[Path, int, int], LocalModel] = {}
 _models_lock = threading.Lock()
 _executor: ThreadPoolExecutor | None = None
 
 
 def get_local_model() -> LocalModel:
-    """The process's model for the current path and context size, loaded on first use."""
-    key = (local_model_path(), local_n_ctx())
+    """The process's model for the current path, context and threads, loaded on first use."""
+    key = (local_model_path(), local_n_ctx(), local_threads())
     with _models_lock:
         if key not in _models:
             _models[key] = LocalModel(*key)

@@ -123,6 +123,9 @@ class DerivationRecord(_Strict):
     label_snapshot: str = Field(description="Hash of the SME labels it was derived from.")
     partition: str = Field(default="derive", description="Partition the examples came from.")
     split_sizes: dict[str, float] = Field(default_factory=dict)
+    where: dict[str, str] = Field(
+        default_factory=dict, description="Metadata filter on the sessions derived from."
+    )
 
 
 class JudgeSpec(_Strict):
