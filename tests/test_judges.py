@@ -197,3 +197,59 @@ def test_split_rows_are_recorded_per_session(demo_engine: Engine) -> None:
     with db_session(demo_engine) as db:
         rows = db.exec(select(SplitAssignment)).all()
     assert len(rows) == 420 and {r.seed for r in rows} == {0}
+
+
+def test_optimize_keeps_a_revision_only_when_derive_agreement_improves(
+    demo_engine: Engine, tmp_path: Path, stub_llm: StubLLM
+) -> None:
+    import json
+    import re
+
+    from judgeloop.judges.backends import build_backend
+    from judgeloop.judges.loading import resolve_examples
+    from judgeloop.judges.optimize import optimize_rubric
+    from judgeloop.judges.render import render_transcript
+
+    options = DeriveOptions(
+        criterion="resolved",
+        name="resolved-llm",
+        backend="litellm",
+        model="openai/stub-judge",
+        sizes=(("derive", 0.2), ("calibration", 0.4), ("test", 0.4)),
+    )
+    result = derive_spec(demo_engine, options, actor="test")
+    spec = result.spec.model_copy(update={"api_base": f"{stub_llm.url}/v1"})
+    truth = {render_transcript(e.session): e.example.label for e in result.evaluation}
+
+    def responder(body: dict) -> StubReply:
+        text = "\n".join(str(m.get("content")) for m in body["messages"])
+        if "Propose a revised rubric" in text:
+            return StubReply(content="REVISED: resolved means the customer's request was met.")
+        judged = re.findall(r"<session>\n(.*?)\n</session>", text, flags=re.S)[-1]
+        label = truth.get(judged, "no") if "REVISED" in text else "no"
+        return StubReply.label_first({label: 0.9, ("no" if label == "yes" else "yes"): 0.1})
+
+    stub_llm.responder = responder
+    with db_session(demo_engine) as db:
+        examples = resolve_examples(db, spec.examples)
+
+    async def run() -> tuple[JudgeSpec, list]:
+        return await optimize_rubric(
+            spec, result.evaluation, lambda s: build_backend(s, examples, []), rounds=3
+        )
+
+    import asyncio
+
+    best, history = asyncio.run(run())
+    assert history[0].kept and history[0].agreement_after == 1.0
+    assert history[0].agreement_before < 1.0
+    assert len(history) == 1  # no mistakes left: no more rounds
+    assert best.rubric.startswith("REVISED") and best.version != spec.version
+    held_out = _partition_keys(demo_engine, "resolved")
+    with db_session(demo_engine) as db:
+        held_out_rows = find_sessions(db, sorted(held_out["calibration"] | held_out["test"]))
+    from judgeloop.judges.loading import as_input
+
+    held_out_transcripts = [render_transcript(as_input(r)) for r in held_out_rows.values()]
+    sent = json.dumps(stub_llm.requests)
+    assert not any(json.dumps(t)[1:-1] in sent for t in held_out_transcripts[:50])

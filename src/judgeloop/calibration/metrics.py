@@ -60,7 +60,9 @@ def confusion_matrix(
 
 def _divide(numerator: FloatArray, denominator: FloatArray) -> FloatArray:
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1), np.nan)
+        return np.where(
+            denominator > 0, numerator / np.where(denominator > 0, denominator, 1), np.nan
+        )
 
 
 def raw_agreement(confusion: FloatArray) -> FloatArray:

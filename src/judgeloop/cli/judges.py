@@ -59,7 +59,7 @@ def list_command(
         except SpecError as error:
             table.add_row(str(path), "[red]invalid[/]", str(error)[:60], "", "")
             continue
-        backend = "cascade" if spec.tiers else spec.backend
+        backend: str = "cascade" if spec.tiers else spec.backend
         if spec.model:
             backend = f"{backend} {spec.model}"
         registered_text = "yes" if spec.version in registered else "no"

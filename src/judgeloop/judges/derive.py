@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from judgeloop.judges.loading import load_inputs, session_keys_of
-from judgeloop.judges.outcome import SessionInput
+from judgeloop.judges.outcome import ResolvedExample, SessionInput
 from judgeloop.judges.render import render_transcript
 from judgeloop.judges.spec import (
     BackendName,
@@ -61,6 +61,8 @@ class DeriveResult:
     spec: JudgeSpec
     partition_counts: dict[str, int]
     derive_sessions: int
+    evaluation: list[ResolvedExample]
+    """Derive-partition sessions not shown as examples, with SME majority and rationale."""
 
 
 def derive_spec(engine: Engine, options: DeriveOptions, *, actor: str) -> DeriveResult:
@@ -102,7 +104,26 @@ def derive_spec(engine: Engine, options: DeriveOptions, *, actor: str) -> Derive
             }
         )
     counts = Counter(assignment[sid] for sid in majority if sid in assignment)
-    return DeriveResult(spec=spec, partition_counts=dict(counts), derive_sessions=len(derive_ids))
+    shown = {(e.session.source, e.session.external_id) for e in spec.examples}
+    evaluation = [
+        ResolvedExample(
+            example=FewShotExample(
+                session=_ref(inputs[sid]),
+                label=majority[sid],
+                rationale=_rationale(votes[sid], majority[sid])[1],
+                consensus=votes[sid].consensus,
+            ),
+            session=inputs[sid],
+        )
+        for sid in derive_ids
+        if sid in inputs and (inputs[sid].source, inputs[sid].external_id) not in shown
+    ]
+    return DeriveResult(
+        spec=spec,
+        partition_counts=dict(counts),
+        derive_sessions=len(derive_ids),
+        evaluation=evaluation,
+    )
 
 
 def _matching(db: Any, majority: dict[int, str], where: dict[str, str]) -> dict[int, str]:

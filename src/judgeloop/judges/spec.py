@@ -126,6 +126,9 @@ class DerivationRecord(_Strict):
     where: dict[str, str] = Field(
         default_factory=dict, description="Metadata filter on the sessions derived from."
     )
+    optimization: list[dict[str, Any]] = Field(
+        default_factory=list, description="Rubric optimisation rounds (derive partition only)."
+    )
 
 
 class JudgeSpec(_Strict):
