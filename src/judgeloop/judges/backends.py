@@ -25,7 +25,7 @@ def build_backend(
     if spec.backend == "local":
         from judgeloop.judges.local_backend import LocalBackend
 
-        return LocalBackend(spec, examples)  # type: ignore[no-any-return]
+        return LocalBackend(spec, examples)
     from judgeloop.judges.llm_backend import LiteLLMBackend
 
     return LiteLLMBackend(spec, examples, **options)
