@@ -42,7 +42,8 @@ def _cdf_row(n: int, p: float) -> FloatArray:
     log_pmf = (
         log_fact[n] - log_fact[k] - log_fact[n - k] + k * math.log(p) + (n - k) * math.log1p(-p)
     )
-    return np.minimum(np.cumsum(np.exp(log_pmf)), 1.0)
+    cdf: FloatArray = np.minimum(np.cumsum(np.exp(log_pmf)), 1.0)
+    return cdf
 
 
 def binomial_cdf(k: npt.ArrayLike, n: npt.ArrayLike, p: float) -> FloatArray:

@@ -28,7 +28,7 @@ calibration items: P(R(λ) > α) <= δ over the draw of the calibration sample.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -105,9 +105,9 @@ def calibration_candidates(
     known = ~np.isnan(confidence)
     order = np.argsort(-confidence[known], kind="stable")
     scores = confidence[known][order]
-    cumulative_errors = np.cumsum(disagrees[known][order])
+    cumulative_errors = np.cumsum(disagrees[known][order]).astype(np.int64)
     ends = np.flatnonzero(np.r_[scores[1:] != scores[:-1], True])
-    n_above = ends + 1
+    n_above = (ends + 1).astype(np.int64)
     keep = n_above >= min_count
     return scores[ends[keep]], n_above[keep], cumulative_errors[ends[keep]]
 
@@ -125,6 +125,62 @@ def fixed_candidates(
     n_above = scores.size - first_at_or_above
     errors_above = errors_below[-1] - errors_below[first_at_or_above]
     return grid, n_above.astype(np.int64), errors_above.astype(np.int64)
+
+
+class SequenceOutcome(NamedTuple):
+    """What fixed-sequence testing found, without the reporting extras of ``Threshold``."""
+
+    lambda_: float | None
+    n_cal: int
+    n_auto: int
+    disagreements: int
+    tested: int
+
+
+def run_fixed_sequence(
+    confidence: FloatArray,
+    disagrees: BoolArray,
+    *,
+    alpha: float,
+    delta: float,
+    min_count: int = DEFAULT_MIN_COUNT,
+    candidates: Sequence[float] | None = None,
+) -> SequenceOutcome:
+    """Fixed-sequence testing on arrays; ``fixed_sequence_threshold`` is the checked front."""
+    if candidates is None:
+        grid, n_above, errors_above = calibration_candidates(confidence, disagrees, min_count)
+    else:
+        grid, n_above, errors_above = fixed_candidates(confidence, disagrees, candidates)
+    critical = rejection_counts(confidence.size, alpha, delta)
+    last = last_accepted(n_above, errors_above, critical, min_count)
+    tested = min(last + 2, grid.size)
+    if last < 0:
+        return SequenceOutcome(None, confidence.size, 0, 0, tested)
+    return SequenceOutcome(
+        float(grid[last]), confidence.size, int(n_above[last]), int(errors_above[last]), tested
+    )
+
+
+def _threshold(
+    outcome: SequenceOutcome, alpha: float, delta: float, min_count: int, fixed_grid: bool
+) -> Threshold:
+    return Threshold(
+        lambda_=outcome.lambda_,
+        alpha=alpha,
+        delta=delta,
+        min_count=min_count,
+        grid="fixed" if fixed_grid else "calibration",
+        n_cal=outcome.n_cal,
+        n_auto_cal=outcome.n_auto,
+        disagreements_cal=outcome.disagreements,
+        coverage_cal=outcome.n_auto / outcome.n_cal if outcome.n_cal else 0.0,
+        upper_bound=(
+            binomial_upper_bound(outcome.disagreements, outcome.n_auto, delta)
+            if outcome.lambda_ is not None
+            else None
+        ),
+        tested=outcome.tested,
+    )
 
 
 def fixed_sequence_threshold(
@@ -149,41 +205,10 @@ def fixed_sequence_threshold(
     disagrees = ~bool_array(agrees)
     if scores.shape != disagrees.shape or scores.ndim != 1:
         raise ValueError("confidence and agrees must be 1-d arrays of equal length")
-    if candidates is None:
-        grid, n_above, errors_above = calibration_candidates(scores, disagrees, min_count)
-    else:
-        grid, n_above, errors_above = fixed_candidates(scores, disagrees, candidates)
-    critical = rejection_counts(scores.size, alpha, delta)
-    last = last_accepted(n_above, errors_above, critical, min_count)
-    tested = min(last + 2, grid.size)
-    if last < 0:
-        return Threshold(
-            lambda_=None,
-            alpha=alpha,
-            delta=delta,
-            min_count=min_count,
-            grid="calibration" if candidates is None else "fixed",
-            n_cal=int(scores.size),
-            n_auto_cal=0,
-            disagreements_cal=0,
-            coverage_cal=0.0,
-            upper_bound=None,
-            tested=tested,
-        )
-    n_auto, errors = int(n_above[last]), int(errors_above[last])
-    return Threshold(
-        lambda_=float(grid[last]),
-        alpha=alpha,
-        delta=delta,
-        min_count=min_count,
-        grid="calibration" if candidates is None else "fixed",
-        n_cal=int(scores.size),
-        n_auto_cal=n_auto,
-        disagreements_cal=errors,
-        coverage_cal=n_auto / scores.size,
-        upper_bound=binomial_upper_bound(errors, n_auto, delta),
-        tested=tested,
+    outcome = run_fixed_sequence(
+        scores, disagrees, alpha=alpha, delta=delta, min_count=min_count, candidates=candidates
     )
+    return _threshold(outcome, alpha, delta, min_count, candidates is not None)
 
 
 class CascadeThresholds(BaseModel):
@@ -206,6 +231,33 @@ class CascadeThresholds(BaseModel):
         return deciding
 
 
+def run_cascade(
+    confidences: FloatArray,
+    agrees: BoolArray,
+    *,
+    alpha: float,
+    delta: float,
+    min_count: int = DEFAULT_MIN_COUNT,
+) -> list[SequenceOutcome]:
+    """Per-tier fixed-sequence testing on ``(tiers, items)`` arrays, δ split evenly."""
+    tier_delta = delta / confidences.shape[0]
+    undecided = np.ones(confidences.shape[1], dtype=bool)
+    outcomes: list[SequenceOutcome] = []
+    for scores, agreed in zip(confidences, agrees, strict=True):
+        outcome = run_fixed_sequence(
+            scores[undecided],
+            ~agreed[undecided],
+            alpha=alpha,
+            delta=tier_delta,
+            min_count=min_count,
+        )
+        outcomes.append(outcome)
+        if outcome.lambda_ is not None:
+            with np.errstate(invalid="ignore"):
+                undecided &= ~(scores >= outcome.lambda_)
+    return outcomes
+
+
 def cascade_thresholds(
     confidences: npt.ArrayLike,
     agrees: npt.ArrayLike,
@@ -221,26 +273,21 @@ def cascade_thresholds(
     tier's auto-decided set (among the items that reach that tier) agrees with humans at
     rate >= 1-α, hence so does their union, the cascade's auto-decided set, since its
     disagreement rate is a mixture of the tiers' rates. The union bound over tiers is what
-    the δ/T split pays for. It is exact if each tier's test is exact on the items reaching it;
-    those items depend on the earlier thresholds, which saw the same sample only through
-    the items above or next to the earlier tier's last tested candidate, so the reuse is a
-    (small, tested) approximation on top of the single-judge one.
+    the δ/T split pays for. Each tier's test would be exact on a fresh sample of the items
+    reaching it. Here the sample is shared: which items reach tier t depends on the earlier
+    thresholds, and an earlier threshold saw those items only through the few between it and
+    its first failing candidate (the ones that made that test fail). That reuse is a small
+    approximation on top of the single-judge one, measured by the tests.
     """
+    _check_targets(alpha, delta)
     values = float_array(confidences)
     agreed = bool_array(agrees)
     if values.ndim != 2 or values.shape != agreed.shape:
         raise ValueError("confidences and agrees must both have shape (tiers, items)")
+    outcomes = run_cascade(values, agreed, alpha=alpha, delta=delta, min_count=min_count)
     tier_delta = delta / values.shape[0]
-    undecided = np.ones(values.shape[1], dtype=bool)
-    tiers: list[Threshold] = []
-    for tier in range(values.shape[0]):
-        threshold = fixed_sequence_threshold(
-            values[tier, undecided],
-            agreed[tier, undecided],
-            alpha=alpha,
-            delta=tier_delta,
-            min_count=min_count,
-        )
-        tiers.append(threshold)
-        undecided &= ~threshold.auto(values[tier])
-    return CascadeThresholds(alpha=alpha, delta=delta, tiers=tiers)
+    return CascadeThresholds(
+        alpha=alpha,
+        delta=delta,
+        tiers=[_threshold(outcome, alpha, tier_delta, min_count, False) for outcome in outcomes],
+    )

@@ -56,9 +56,7 @@ def stacking_features(distributions: FloatArray) -> FloatArray:
     for judge in range(n_judges):
         votes[np.arange(n_items), winners[:, judge]] += answered[:, judge]
     votes /= np.maximum(answered.sum(axis=1, keepdims=True), 1)
-    return np.hstack(
-        [distributions.reshape(n_items, -1), distributions.mean(axis=1), votes]
-    )
+    return np.hstack([distributions.reshape(n_items, -1), distributions.mean(axis=1), votes])
 
 
 class StackedJudges:
@@ -83,7 +81,7 @@ class StackedJudges:
             self.coef_ = np.zeros((1, features.shape[1]))
             self.intercept_ = np.zeros(1)
             return self
-        model = LogisticRegression(C=self.regularization, max_iter=1000)
+        model = LogisticRegression(C=self.regularization, solver="newton-cg", max_iter=1000)
         model.fit(features, targets)
         self.coef_ = float_array(model.coef_)
         self.intercept_ = float_array(model.intercept_)
@@ -123,7 +121,8 @@ def split_grid(fit_confidence: FloatArray, n_testing: int, min_count: int) -> Fl
     counts = np.arange(min(start, n_testing), n_testing + 1)
     positions = np.ceil(counts / n_testing * scores.size).astype(np.int64) - 1
     grid = scores[np.clip(positions, 0, scores.size - 1)]
-    return np.r_[np.unique(grid)[::-1], 0.0]
+    candidates: FloatArray = np.r_[np.unique(grid)[::-1], 0.0]
+    return candidates
 
 
 class LearnedEscalation:

@@ -54,8 +54,9 @@ def confusion_matrix(
     """Counts of (human label, judge label) pairs: rows human, columns judge."""
     matrix = weighted_confusions(
         encode_labels(human, labels), encode_labels(predicted, labels), len(labels)
-    )[0]
-    return matrix.astype(np.int64)
+    )
+    counts: IntArray = matrix[0].astype(np.int64)
+    return counts
 
 
 def _divide(numerator: FloatArray, denominator: FloatArray) -> FloatArray:

@@ -4,7 +4,7 @@ import os
 
 import typer
 
-from judgeloop.cli import db, imports, judges, keys
+from judgeloop.cli import bench, db, imports, judges, keys
 from judgeloop.cli.datasets import import_dataset_command
 from judgeloop.cli.demo import demo_command
 from judgeloop.cli.derive import derive_command
@@ -23,6 +23,7 @@ imports.app.command("dataset")(import_dataset_command)
 app.add_typer(imports.app, name="import")
 app.add_typer(keys.app, name="keys")
 app.add_typer(judges.app, name="judges")
+app.add_typer(bench.app, name="bench")
 app.command("derive")(derive_command)
 app.command("score")(score_command)
 app.command("serve")(serve_command)

@@ -1,5 +1,6 @@
 """Persistence: the only code that opens transactions and commits."""
 
+from judgeloop.store.calibrations import add_calibration, latest_calibration
 from judgeloop.store.criteria import add_criteria, get_criterion, list_criteria
 from judgeloop.store.engine import db_session, make_engine
 from judgeloop.store.errors import InvalidInputError, NotFoundError, Problem
@@ -18,6 +19,8 @@ from judgeloop.store.sessions import add_sessions, count_sessions, find_sessions
 from judgeloop.store.splits import get_splits, record_splits
 
 __all__ = [
+    "add_calibration",
+    "latest_calibration",
     "add_judgments",
     "get_judge_version",
     "judged_session_ids",
