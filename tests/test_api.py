@@ -161,6 +161,8 @@ ROUTES = [
     ("POST", "/v1/labels", {"engineer", "admin"}),
     ("POST", "/v1/criteria", {"engineer", "admin"}),
     ("GET", "/v1/keys", {"admin"}),
+    ("GET", "/v1/judges", {"engineer", "admin"}),
+    ("GET", "/v1/judges/x/versions/y/calibration", {"engineer", "admin"}),
 ]
 
 
@@ -180,7 +182,13 @@ def test_every_route_checks_the_role(
 def test_every_v1_route_is_in_the_role_table(api: httpx.Client) -> None:
     spec = api.get("/openapi.json").json()
     documented = {
-        (method.upper(), path.replace("{session_id}", "1").replace("{key_id}", "1"))
+        (
+            method.upper(),
+            path.replace("{session_id}", "1")
+            .replace("{key_id}", "1")
+            .replace("{name}", "x")
+            .replace("{version}", "y"),
+        )
         for path, item in spec["paths"].items()
         for method in item
         if path.startswith("/v1/")

@@ -52,9 +52,7 @@ def test_hand_computed_ceiling_with_a_judge() -> None:
     kappas = []
     for first, second in [("ann", "bob"), ("ann", "cy"), ("bob", "cy")]:
         shared = [i for i in ANNOTATIONS.values() if first in i and second in i]
-        kappas.append(
-            cohen_kappa_score([i[first] for i in shared], [i[second] for i in shared])
-        )
+        kappas.append(cohen_kappa_score([i[first] for i in shared], [i[second] for i in shared]))
     assert ceiling.mean_pairwise_kappa is not None
     assert ceiling.mean_pairwise_kappa.estimate == pytest.approx(np.nanmean(kappas))
 

@@ -13,10 +13,12 @@ from judgeloop.calibration import agreement_report, confusion_matrix, krippendor
 from judgeloop.calibration.metrics import (
     cohen_kappa,
     encode_labels,
-    matthews_corrcoef as mcc_from_confusion,
     pair_alpha,
     raw_agreement,
     spearman_rho,
+)
+from judgeloop.calibration.metrics import (
+    matthews_corrcoef as mcc_from_confusion,
 )
 
 # Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability", section C: four coders,
@@ -85,7 +87,11 @@ def test_metrics_match_sklearn_and_scipy(seed: int) -> None:
     human = rng.choice(labels, size=80)
     judge = np.where(rng.random(80) < 0.6, human, rng.choice(labels, size=80))
     confusion = confusion_matrix(list(human), list(judge), labels).astype(float)
-    for weighting, sklearn_weights in [("none", None), ("linear", "linear"), ("quadratic", "quadratic")]:
+    for weighting, sklearn_weights in [
+        ("none", None),
+        ("linear", "linear"),
+        ("quadratic", "quadratic"),
+    ]:
         expected = cohen_kappa_score(human, judge, labels=labels, weights=sklearn_weights)
         assert float(cohen_kappa(confusion, weighting)) == pytest.approx(expected)
     assert float(mcc_from_confusion(confusion)) == pytest.approx(matthews_corrcoef(human, judge))

@@ -33,7 +33,10 @@ def test_local_model_scores_every_session_with_a_confidence(
     def cli(*args: str) -> str:
         result = subprocess.run(
             [sys.executable, "-m", "judgeloop", *args],
-            env=env, capture_output=True, text=True, timeout=900,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
         )
         assert result.returncode == 0, result.stderr
         return result.stdout

@@ -400,6 +400,41 @@ class Calibration(SQLModel, table=True):
     created_at: datetime = _created_at()
 
 
+class CalibrationPublic(BaseModel):
+    """A calibration as returned."""
+
+    id: int
+    judge_version_id: str
+    judge_name: str
+    label_snapshot: str
+    method: str
+    alpha: float
+    delta: float
+    threshold: float | None
+    coverage: float | None
+    calibrator: dict[str, Any]
+    metrics: dict[str, Any]
+    created_at: datetime
+
+
+class JudgeVersionPublic(BaseModel):
+    """A registered judge version."""
+
+    id: str
+    name: str
+    criterion: str
+    backend: str
+    model: str | None
+    created_at: datetime
+
+
+class JudgeVersionsPublic(BaseModel):
+    """Registered judge versions, newest first."""
+
+    data: list[JudgeVersionPublic]
+    count: int
+
+
 # --------------------------------------------------------------------------- escalation
 
 

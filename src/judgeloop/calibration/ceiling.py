@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from judgeloop.calibration._arrays import FloatArray, IntArray
 from judgeloop.calibration.bootstrap import Interval, WeightedStatistic, bootstrap_intervals
 from judgeloop.calibration.metrics import (
+    AlphaLevel,
     alpha_from_coincidences,
     alpha_level_for,
     cohen_kappa,
@@ -54,7 +55,7 @@ class HumanCeiling(BaseModel):
     n_items: int
     n_annotators: int
     n_pairable_items: int
-    alpha_level: str
+    alpha_level: AlphaLevel
     krippendorff_alpha: Interval
     n_annotator_pairs: int
     mean_pairwise_kappa: Interval | None

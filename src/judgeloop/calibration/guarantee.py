@@ -13,8 +13,8 @@ calibration items: P(R(λ) > α) <= δ over the draw of the calibration sample.
 
 - With a grid fixed before seeing the sample (``candidates``) this holds with no assumption
   on the judge: given n, the disagreements above a fixed λ are Binomial(n, R(λ)), so each test
-  is exact at level δ, and a wrong λ can only be returned after rejecting the first false
-  candidate of the fixed order, which happens with probability at most δ.
+  is exact at level δ, and a wrong λ can only be returned after the test at the first
+  candidate (in the fixed order) with R(λ) > α rejected, which happens with probability <= δ.
 - The default grid is the calibration confidences themselves, from the ``min_count``-th
   highest down (as in the paper). The grid and where it starts then depend on the calibration
   confidences, though never on agreement. The guarantee still holds when reliability does not

@@ -262,7 +262,10 @@ def agreement_statistic(
     metric: MetricName, labels: Sequence[str], kind: CriterionKind
 ) -> Callable[[Sequence[str], Sequence[str]], WeightedStatistic]:
     """``metric`` as ``(predicted, human) -> statistic of item weights``, for the bootstrap."""
-    confusion_metric = confusion_metrics(kind, len(labels))[metric]
+    metrics = confusion_metrics(kind, len(labels))
+    if metric not in metrics:
+        raise ValueError(f"{metric} does not apply to a {kind} criterion with {len(labels)} labels")
+    confusion_metric = metrics[metric]
 
     def bind(predicted: Sequence[str], human: Sequence[str]) -> WeightedStatistic:
         human_codes = encode_labels(human, labels)

@@ -10,7 +10,9 @@ sorts first, as ``judges.votes`` does for nominal criteria). A judge missing fro
 gave no verdict: it never auto-decides that item. Over S random calibration/test splits,
 each method is fitted on the calibration items and judged on the test items: a split is a
 success when the auto-decided test items agree with the human majority at rate >= 1-α (or
-when nothing is auto-decided).
+when nothing is auto-decided). The guarantee is about the rate in the population; a finite
+test set scatters around it, and drawing calibration and test from one fixed pool makes them
+negatively correlated, so success rates a little below 1-δ are within sampling noise.
 """
 
 from __future__ import annotations

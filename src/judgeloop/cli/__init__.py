@@ -5,6 +5,7 @@ import os
 import typer
 
 from judgeloop.cli import bench, db, imports, judges, keys
+from judgeloop.cli.calibrate import calibrate_command, compare_command
 from judgeloop.cli.datasets import import_dataset_command
 from judgeloop.cli.demo import demo_command
 from judgeloop.cli.derive import derive_command
@@ -26,6 +27,8 @@ app.add_typer(judges.app, name="judges")
 app.add_typer(bench.app, name="bench")
 app.command("derive")(derive_command)
 app.command("score")(score_command)
+app.command("calibrate")(calibrate_command)
+app.command("compare")(compare_command)
 app.command("serve")(serve_command)
 app.command("demo")(demo_command)
 app.command("schema")(schema_command)

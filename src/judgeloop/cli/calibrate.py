@@ -1,0 +1,170 @@
+"""`judgeloop calibrate` and `judgeloop compare`: the numbers before a judge decides alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from judgeloop.cli.common import cli_actor, console, fail, open_engine
+from judgeloop.cli.judges import find_spec
+from judgeloop.config import get_settings
+from judgeloop.judges.runner import LeakError, score
+from judgeloop.judges.spec import SpecError
+from judgeloop.store import InvalidInputError, NotFoundError
+
+
+def calibrate_command(
+    judge: str = typer.Option(..., "--judge", help="Judge file, name or version."),
+    alpha: float = typer.Option(0.1, min=0.001, max=0.5, help="Allowed disagreement 1-target."),
+    delta: float = typer.Option(0.1, min=0.001, max=0.5, help="Allowed chance of missing it."),
+    method: str = typer.Option("isotonic", help="Calibrator: isotonic or platt."),
+    min_count: int = typer.Option(30, min=1, help="Fewest auto-decided items a test needs."),
+    html: Path | None = typer.Option(
+        None, "--html", help="Report file (default: reports/<judge>-<version>.html)."
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Score calibration and test, fit calibrator and threshold λ, report agreement on test."""
+    from judgeloop.calibration.calibrate import calibrate_judge
+    from judgeloop.calibration.report import calibration_html, summary_rows
+
+    if method not in ("isotonic", "platt"):
+        raise fail(f"--method must be isotonic or platt, not {method!r}")
+    try:
+        _path, spec = find_spec(judge)
+        result = calibrate_judge(
+            open_engine(),
+            spec,
+            alpha=alpha,
+            delta=delta,
+            method=method,  # type: ignore[arg-type]
+            min_count=min_count,
+            actor=cli_actor(),
+            judges_dir=get_settings().judges_dir,
+        )
+    except (SpecError, NotFoundError, InvalidInputError, LeakError, ValueError) as error:
+        raise fail(str(error)) from error
+    out = html or Path("reports") / f"{spec.name}-{spec.version}.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(calibration_html(result), encoding="utf-8")
+    if json_output:
+        typer.echo(result.model_dump_json())
+        return
+    table = Table("measure", "value", title=f"Calibration of {spec.name}")
+    for name, value in summary_rows(result):
+        table.add_row(name, value)
+    console.print(table)
+    console.print(f"report: {out}   stored as calibration {result.calibration_id}")
+
+
+def _parse_floor(text: str) -> dict[str, float]:
+    floors = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = part.partition("=")
+        if name not in ("agreement", "kappa") or not value:
+            raise ValueError(f"--fail-below takes agreement=X,kappa=Y; got {part!r}")
+        floors[name] = float(value)
+    return floors
+
+
+def compare_command(
+    first: str = typer.Argument(..., help="Baseline judge (file, name or version)."),
+    second: str = typer.Argument(..., help="Candidate judge (file, name or version)."),
+    partition: str = typer.Option("test", help="Partition to compare on."),
+    fail_below: str = typer.Option(
+        "", "--fail-below", help="Exit 1 when the candidate is below, e.g. agreement=0.8,kappa=0.6."
+    ),
+    fail_if_worse: bool = typer.Option(
+        False, "--fail-if-worse", help="Exit 1 when the candidate is significantly worse."
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
+) -> None:
+    """Compare two judge versions on the same held-out sessions (a CI gate with --fail-*)."""
+    from judgeloop.calibration.calibrate import partition_ids
+    from judgeloop.calibration.compare import compare_judges
+    from judgeloop.calibration.report import interval_text
+
+    try:
+        floors = _parse_floor(fail_below)
+        specs = [find_spec(reference)[1] for reference in (first, second)]
+        engine = open_engine()
+        for spec in specs:
+            ids = partition_ids(engine, spec, partition)
+            score(
+                engine,
+                spec,
+                ids,
+                actor=cli_actor(),
+                judges_dir=get_settings().judges_dir,
+                forbid_examples=partition != "derive",
+            )
+        result = compare_judges(engine, specs[0], specs[1], partition=partition)
+    except (SpecError, NotFoundError, InvalidInputError, LeakError, ValueError) as error:
+        raise fail(str(error)) from error
+    if json_output:
+        typer.echo(result.model_dump_json())
+    else:
+        table = Table(
+            "",
+            result.first.judge,
+            result.second.judge,
+            "difference (2nd - 1st)",
+            title=f"{result.criterion}: {result.n} {partition} sessions judged by both",
+        )
+        table.add_row(
+            "agreement",
+            interval_text(result.first.agreement, True),
+            interval_text(result.second.agreement, True),
+            interval_text(result.agreement_difference, True),
+        )
+        table.add_row(
+            "Cohen's kappa",
+            interval_text(result.first.cohen_kappa),
+            interval_text(result.second.cohen_kappa),
+            interval_text(result.kappa_difference),
+        )
+        table.add_row(
+            "coverage at target",
+            *(
+                "-" if s.coverage is None else f"{s.coverage:.1%}"
+                for s in (result.first, result.second)
+            ),
+            "",
+        )
+        table.add_row(
+            "cost per session",
+            f"${result.first.cost_per_session_usd:.5f}",
+            f"${result.second.cost_per_session_usd:.5f}",
+            "",
+        )
+        table.add_row(
+            "latency per session",
+            f"{result.first.latency_mean_ms:.0f} ms",
+            f"{result.second.latency_mean_ms:.0f} ms",
+            "",
+        )
+        console.print(table)
+        console.print(
+            f"McNemar's exact test: {result.mcnemar.only_first_correct} sessions only the first "
+            f"got right, {result.mcnemar.only_second_correct} only the second; "
+            f"p = {result.mcnemar.p_value:.4f}"
+        )
+    reasons = []
+    measured = {
+        "agreement": result.second.agreement.estimate,
+        "kappa": result.second.cohen_kappa.estimate,
+    }
+    for name, floor in floors.items():
+        value = measured[name]
+        if value is None or value < floor:
+            reasons.append(f"{result.second.judge} {name} {value} is below {floor}")
+    difference = result.agreement_difference
+    if fail_if_worse and difference.high is not None and difference.high < 0:
+        reasons.append(
+            f"{result.second.judge} agrees less than {result.first.judge} "
+            f"(difference {interval_text(difference, True)})"
+        )
+    if reasons:
+        raise fail("; ".join(reasons))
