@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 from judgeloop.api import create_app
 from judgeloop.config import Settings
 from judgeloop.models import API_ROLES
+from judgeloop.sessions import import_criteria, import_labels, import_sessions
 from judgeloop.store import create_key, db_session, make_engine, upgrade
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -158,6 +159,15 @@ def api(server_url: str) -> Iterator[httpx.Client]:
     """An HTTP client on the live test server (no key set)."""
     with httpx.Client(base_url=server_url, timeout=30) as client:
         yield client
+
+
+@pytest.fixture
+def demo_engine(engine: Engine) -> Engine:
+    """The test database with the demo criteria, main-batch sessions and SME labels."""
+    import_criteria(engine, REPO_ROOT / "datasets" / "demo" / "criteria.yaml", actor="test")
+    import_sessions(engine, REPO_ROOT / "datasets" / "demo" / "sessions.jsonl", actor="test")
+    import_labels(engine, REPO_ROOT / "datasets" / "demo" / "labels.jsonl", actor="test")
+    return engine
 
 
 def auth(key: str) -> dict[str, str]:

@@ -13,22 +13,12 @@ from judgeloop.judges.derive import DeriveOptions, derive_spec
 from judgeloop.judges.runner import LeakError, example_keys, score
 from judgeloop.judges.spec import JudgeSpec, SpecError, TierSpec, dump_spec, load_spec
 from judgeloop.models import Judgment, SplitAssignment
-from judgeloop.sessions import import_criteria, import_labels, import_sessions
 from judgeloop.store import db_session, find_sessions, get_criterion, get_splits
 from tests.conftest import REPO_ROOT
 from tests.stub_llm import StubLLM, StubReply
 
 DEMO = REPO_ROOT / "datasets" / "demo"
 CRITERIA = ("resolved", "policy_compliant", "tone", "safety")
-
-
-@pytest.fixture
-def demo_engine(engine: Engine) -> Engine:
-    """The test database with the demo criteria, main-batch sessions and SME labels."""
-    import_criteria(engine, DEMO / "criteria.yaml", actor="test")
-    import_sessions(engine, DEMO / "sessions.jsonl", actor="test")
-    import_labels(engine, DEMO / "labels.jsonl", actor="test")
-    return engine
 
 
 def _derive(engine: Engine, criterion: str, seed: int = 0, **kwargs: object) -> JudgeSpec:
