@@ -38,6 +38,8 @@ from judgeloop.store import (
 
 MAIN_BATCH = (("sessions", "sessions.jsonl"), ("labels", "labels.jsonl"))
 LATER_BATCH = (("sessions", "drift_sessions.jsonl"), ("labels", "drift_labels.jsonl"))
+DEMO_ALPHA = 0.1
+DEMO_DELTA = 0.1
 
 
 def find_demo_dir() -> Path:
@@ -117,32 +119,48 @@ def _partition(engine: Engine, criterion_name: str, partition: str) -> set[int]:
         return {sid for sid, p in get_splits(db, criterion.id or 0).items() if p == partition}
 
 
-def _score_and_report(engine: Engine, specs: list[JudgeSpec], later_ids: set[int]) -> None:
+def _calibrate_and_report(engine: Engine, specs: list[JudgeSpec], later_ids: set[int]) -> None:
+    from judgeloop.calibration.calibrate import calibrate_judge
+    from judgeloop.calibration.report import calibration_html, interval_text
+
     table = Table(
         "criterion",
-        "version",
-        "test n",
-        "agree",
-        "later n",
-        "agree",
-        title="Classifier judges: agreement with the SME majority (test | later batch)",
+        "agreement (test)",
+        "SME vs SMEs",
+        "judge vs SMEs",
+        "λ",
+        "auto",
+        "agree (auto)",
+        "later batch",
+        title=f"Judges vs the SME majority; escalation threshold for ≥{1 - DEMO_ALPHA:.0%} "
+        f"agreement with probability ≥{1 - DEMO_DELTA:.0%}",
     )
+    reports = Path("reports")
+    reports.mkdir(exist_ok=True)
     for spec in specs:
-        test_ids = _partition(engine, spec.criterion.name, "test")
-        calibration_ids = _partition(engine, spec.criterion.name, "calibration")
-        for ids, forbid in ((calibration_ids, True), (test_ids, True), (later_ids, False)):
-            score(engine, spec, sorted(ids), actor=cli_actor(), forbid_examples=forbid)
-        n_test, test_agreement = _agreement(engine, spec, test_ids)
+        result = calibrate_judge(
+            engine, spec, alpha=DEMO_ALPHA, delta=DEMO_DELTA, actor=cli_actor(), n_resamples=500
+        )
+        (reports / f"{spec.name}.html").write_text(calibration_html(result), encoding="utf-8")
+        score(engine, spec, sorted(later_ids), actor=cli_actor())
         n_later, later_agreement = _agreement(engine, spec, later_ids)
+        ceiling = result.ceiling
+        threshold = result.threshold.lambda_
         table.add_row(
             spec.criterion.name,
-            spec.version,
-            str(n_test),
-            f"{test_agreement:.1%}",
-            str(n_later),
-            f"{later_agreement:.1%}",
+            interval_text(result.agreement.agreement if result.agreement else None, True),
+            interval_text(ceiling.leave_one_out_sme if ceiling else None, True),
+            interval_text(ceiling.leave_one_out_judge if ceiling else None, True),
+            "escalate all" if threshold is None else f"{threshold:.2f}",
+            f"{result.test.coverage:.0%}",
+            "-" if result.test.agreement_auto is None else f"{result.test.agreement_auto:.1%}",
+            f"{later_agreement:.1%} (n={n_later})",
         )
     console.print(table)
+    console.print(
+        f"HTML reports with reliability diagrams, confusion matrices and coverage curves: "
+        f"{reports}/*.html"
+    )
 
 
 def demo_command(
@@ -176,8 +194,8 @@ def demo_command(
     except ImportFailedError as error:
         raise fail(str(error)) from error
     later_ids = _session_ids_in(engine, demo_dir / LATER_BATCH[0][1])
-    console.print("[bold]4. Scoring calibration, test and the later batch")
-    _score_and_report(engine, specs, later_ids)
+    console.print("[bold]4. Calibrating each judge and scoring the later batch")
+    _calibrate_and_report(engine, specs, later_ids)
     with db_session(engine) as db:
         _row, plaintext = create_key(db, role="admin", name="demo", actor=cli_actor())
     console.print(f"\nAPI key (admin, shown once): [bold]{plaintext}[/]")
