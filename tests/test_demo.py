@@ -28,7 +28,10 @@ def test_demo_loads_derives_scores_and_reproduces_the_committed_judges(
         timeout=600,
     )
     assert result.returncode == 0, result.stderr
-    assert "agreement with the SME majority" in result.stdout
+    assert "Judges vs the SME majority" in result.stdout
+    assert "escalation threshold" in result.stdout
+    reports = sorted(path.name for path in (tmp_path / "reports").glob("*.html"))
+    assert len(reports) == 4
     assert "API key (admin, shown once)" in result.stdout
     for committed in sorted((REPO_ROOT / "judges").glob("*/support-v1.yaml")):
         written = tmp_path / "judges" / committed.parent.name / committed.name

@@ -70,9 +70,26 @@ def _parse_floor(text: str) -> dict[str, float]:
 
 
 def compare_command(
-    first: str = typer.Argument(..., help="Baseline judge (file, name or version)."),
-    second: str = typer.Argument(..., help="Candidate judge (file, name or version)."),
+    first: str = typer.Argument(
+        ..., help="Baseline judge (file, name or version; with --replay a judge of the file)."
+    ),
+    second: str = typer.Argument(
+        ..., help="Candidate judge (file, name or version; with --replay a judge of the file)."
+    ),
     partition: str = typer.Option("test", help="Partition to compare on."),
+    replay: Path | None = typer.Option(
+        None,
+        "--replay",
+        dir_okay=False,
+        help="Compare two judges recorded in this replay file (JSONL) instead of stored versions.",
+    ),
+    alpha: float | None = typer.Option(
+        None, help="With --replay: report coverage at agreement >= 1-alpha (default 0.1)."
+    ),
+    delta: float | None = typer.Option(
+        None, help="With --replay: allowed chance of missing the target (default 0.1)."
+    ),
+    seed: int = typer.Option(0, help="With --replay: seed of the bootstrap and the split."),
     fail_below: str = typer.Option(
         "", "--fail-below", help="Exit 1 when the candidate is below, e.g. agreement=0.8,kappa=0.6."
     ),
@@ -81,7 +98,26 @@ def compare_command(
     ),
     json_output: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
 ) -> None:
-    """Compare two judge versions on the same held-out sessions (a CI gate with --fail-*)."""
+    """Compare two judge versions on the same held-out sessions (a CI gate with --fail-*).
+
+    With --replay FILE, compare two judges recorded in a replay file on the items both judged
+    (items whose human labels have no strict majority are dropped).
+    """
+    if replay is not None:
+        _compare_replay(
+            replay,
+            first,
+            second,
+            alpha=alpha,
+            delta=delta,
+            seed=seed,
+            fail_below=fail_below,
+            fail_if_worse=fail_if_worse,
+            json_output=json_output,
+        )
+        return
+    if alpha is not None or delta is not None:
+        raise fail("--alpha/--delta apply to --replay; stored versions use their calibration")
     from judgeloop.calibration.calibrate import partition_ids
     from judgeloop.calibration.compare import compare_judges
     from judgeloop.calibration.report import interval_text
@@ -168,3 +204,92 @@ def compare_command(
         )
     if reasons:
         raise fail("; ".join(reasons))
+
+
+def _compare_replay(
+    path: Path,
+    first: str,
+    second: str,
+    *,
+    alpha: float | None,
+    delta: float | None,
+    seed: int,
+    fail_below: str,
+    fail_if_worse: bool,
+    json_output: bool,
+) -> None:
+    """`judgeloop compare --replay FILE A B`: two recorded judges, same gates as stored ones."""
+    from judgeloop.calibration.replay_compare import compare_replay_file, gate_reasons
+    from judgeloop.calibration.report import interval_text
+
+    try:
+        floors = _parse_floor(fail_below)
+        result = compare_replay_file(path, first, second, alpha=alpha, delta=delta, seed=seed)
+    except ValueError as error:  # a ReplayError (names file:line), or alpha/delta out of range
+        raise fail(str(error)) from None
+    if json_output:
+        typer.echo(result.model_dump_json())
+    else:
+        table = Table(
+            "",
+            result.first.judge,
+            result.second.judge,
+            "difference (2nd - 1st)",
+            title=f"{path.name}: {result.n} items judged by both, against the human majority",
+        )
+        table.add_row(
+            "agreement",
+            interval_text(result.first.agreement, True),
+            interval_text(result.second.agreement, True),
+            interval_text(result.agreement_difference, True),
+        )
+        table.add_row(
+            "Cohen's kappa",
+            interval_text(result.first.cohen_kappa),
+            interval_text(result.second.cohen_kappa),
+            interval_text(result.kappa_difference),
+        )
+        sides = (result.first, result.second)
+        if result.alpha is not None and result.delta is not None:
+            table.add_row(
+                f"threshold λ (agreement >= {1 - result.alpha:g}, δ = {result.delta:g})",
+                *(
+                    "none: escalate all"
+                    if s.coverage is None or s.coverage.lambda_ is None
+                    else f"{s.coverage.lambda_:.3g}"
+                    for s in sides
+                ),
+                "",
+            )
+            table.add_row(
+                "coverage at target (test half)",
+                *("-" if s.coverage is None else f"{s.coverage.coverage:.1%}" for s in sides),
+                "",
+            )
+            table.add_row(
+                "agreement when auto-decided",
+                *(
+                    "-"
+                    if s.coverage is None or s.coverage.agreement is None
+                    else f"{s.coverage.agreement:.1%}"
+                    for s in sides
+                ),
+                "",
+            )
+        console.print(table)
+        console.print(
+            f"items in file: {result.n_items}; dropped: {result.n_tied} with a tied human "
+            f"majority, {result.n_missing} without a verdict of both judges",
+            highlight=False,
+        )
+        console.print(
+            f"McNemar's exact test: {result.mcnemar.only_first_correct} items only "
+            f"{result.first.judge} got right, {result.mcnemar.only_second_correct} only "
+            f"{result.second.judge}; p = {result.mcnemar.p_value:.4f}",
+            highlight=False,
+        )
+    reasons = gate_reasons(result, floors, fail_if_worse=fail_if_worse)
+    if reasons:
+        # Plain echo, not the console: a CI log gets the reason on one line, never wrapped.
+        typer.echo(f"error: {'; '.join(reasons)}", err=True)
+        raise typer.Exit(1)
