@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from judgeloop.cli.common import cli_actor, console, error_console, fail, open_engine
+from judgeloop.cli.common import cli_actor, console, fail, open_engine, progress_bar
 from judgeloop.sessions.public import (
     FORMATS,
     Converted,
@@ -21,21 +20,9 @@ from judgeloop.store import InvalidInputError
 
 def _store_with_progress(converted: Converted) -> StoreReport:
     engine = open_engine()
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=error_console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task(
-            f"{converted.source}: sessions and labels",
-            total=len(converted.sessions) + len(converted.labels),
-        )
-        return store_converted(
-            engine, converted, actor=cli_actor(), on_progress=lambda n: progress.advance(task, n)
-        )
+    total = len(converted.sessions) + len(converted.labels)
+    with progress_bar(f"{converted.source}: sessions and labels", total) as advance:
+        return store_converted(engine, converted, actor=cli_actor(), on_progress=advance)
 
 
 def _describe(converted: Converted) -> None:

@@ -3,9 +3,15 @@
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from judgeloop.cli.common import cli_actor, console, error_console, fail, open_engine
+from judgeloop.cli.common import (
+    cli_actor,
+    console,
+    error_console,
+    fail,
+    open_engine,
+    progress_bar,
+)
 from judgeloop.sessions import (
     ImportFailedError,
     ImportReport,
@@ -35,54 +41,29 @@ def _report(report: ImportReport, noun: str) -> None:
         error_console.print(f"  skipped {error}", highlight=False)
 
 
-def _run_with_progress(path: Path, description: str, run: object) -> ImportReport:
-    total = count_lines(path)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=error_console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task(description, total=total)
-        assert callable(run)
-        report: ImportReport = run(lambda n: progress.advance(task, n))
-    return report
+def _import_file(path: Path, kind: str, skip_invalid: bool) -> None:
+    importer = import_sessions if kind == "sessions" else import_labels
+    engine = open_engine()
+    try:
+        with progress_bar(kind, count_lines(path)) as advance:
+            report = importer(
+                engine, path, actor=cli_actor(), skip_invalid=skip_invalid, on_progress=advance
+            )
+    except ImportFailedError as error:
+        raise fail(str(error)) from error
+    _report(report, kind)
 
 
 @app.command("sessions")
 def sessions_command(path: Path = FileArgument, skip_invalid: bool = SkipInvalidOption) -> None:
     """Import sessions from a JSONL file (one session per line, see docs/formats.md)."""
-    engine = open_engine()
-    try:
-        report = _run_with_progress(
-            path,
-            "sessions",
-            lambda tick: import_sessions(
-                engine, path, actor=cli_actor(), skip_invalid=skip_invalid, on_progress=tick
-            ),
-        )
-    except ImportFailedError as error:
-        raise fail(str(error)) from error
-    _report(report, "sessions")
+    _import_file(path, "sessions", skip_invalid)
 
 
 @app.command("labels")
 def labels_command(path: Path = FileArgument, skip_invalid: bool = SkipInvalidOption) -> None:
     """Import human labels from a JSONL file; their sessions and criteria must exist."""
-    engine = open_engine()
-    try:
-        report = _run_with_progress(
-            path,
-            "labels",
-            lambda tick: import_labels(
-                engine, path, actor=cli_actor(), skip_invalid=skip_invalid, on_progress=tick
-            ),
-        )
-    except ImportFailedError as error:
-        raise fail(str(error)) from error
-    _report(report, "labels")
+    _import_file(path, "labels", skip_invalid)
 
 
 @app.command("criteria")

@@ -5,10 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlmodel import select
 
-from judgeloop.cli.common import cli_actor, console, error_console, fail, open_engine
+from judgeloop.cli.common import (
+    cli_actor,
+    console,
+    error_console,
+    fail,
+    open_engine,
+    progress_bar,
+)
 from judgeloop.cli.judges import find_spec
 from judgeloop.config import get_settings
 from judgeloop.judges.runner import LeakError, score
@@ -67,15 +73,7 @@ def score_command(
         raise fail(str(error)) from error
     if not session_ids:
         raise fail(f"no sessions to score (has `judgeloop derive` split {spec.criterion.name!r}?)")
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=error_console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task(f"{spec.name} {spec.version}", total=len(session_ids))
+    with progress_bar(f"{spec.name} {spec.version}", len(session_ids)) as advance:
         try:
             report = score(
                 open_engine(),
@@ -84,7 +82,7 @@ def score_command(
                 actor=cli_actor(),
                 judges_dir=get_settings().judges_dir,
                 concurrency=concurrency,
-                on_progress=lambda n: progress.advance(task, n),
+                on_progress=advance,
                 forbid_examples=split is not None,
             )
         except (LeakError, InvalidInputError, NotFoundError, SpecError) as error:
