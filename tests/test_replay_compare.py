@@ -203,12 +203,10 @@ def test_cli_bad_lines_name_file_and_line(tmp_path: Path) -> None:
     path.write_text(good_line + "\n\n" + '{"id": "b", "human": "x"\n')
     result = run_compare("--replay", str(path), "p", "q")
     assert result.returncode == 1
-    assert f"{path}:3: invalid JSON" in result.stderr.replace("\n", "")
-    path.write_text(
-        good_line + "\n" + json.dumps({"id": "b", "human": [], "judges": {}}) + "\n"
-    )
+    assert f"{path}:3: invalid JSON" in result.stderr
+    path.write_text(good_line + "\n" + json.dumps({"id": "b", "human": [], "judges": {}}) + "\n")
     result = run_compare("--replay", str(path), "p", "q")
-    assert result.returncode == 1 and f"{path}:2: human" in result.stderr.replace("\n", "")
+    assert result.returncode == 1 and f"{path}:2: human" in result.stderr
     unknown = run_compare("--replay", str(write_replay(tmp_path / "r.jsonl")), "good", "nobody")
     assert unknown.returncode == 1 and "unknown judge" in unknown.stderr
     missing = run_compare("--replay", str(tmp_path / "absent.jsonl"), "good", "bad")
