@@ -64,6 +64,44 @@ def test_compare_sees_a_worse_judge(demo_engine: Engine) -> None:
     same = compare_judges(demo_engine, good, good)
     assert same.agreement_difference.estimate == 0 and same.mcnemar.p_value == 1.0
     assert comparison.first.agreement.estimate >= comparison.second.agreement.estimate
+    assert same.verdict.startswith("verdict: no clear difference")
+
+
+def test_compare_api(demo_engine: Engine, api: httpx.Client, keys: dict[str, str]) -> None:
+    from judgeloop.calibration.calibrate import partition_ids
+    from judgeloop.judges.runner import score
+
+    good = _derive(demo_engine, "safety")
+    weak = good.model_copy(
+        update={
+            "name": "safety-weak",
+            "classifier": good.classifier.model_copy(  # type: ignore[union-attr]
+                update={"training": good.classifier.training[:12], "c": 0.01}  # type: ignore[union-attr]
+            ),
+        }
+    )
+    engineer = auth(keys["engineer"])
+    params = {"first": good.version, "second": weak.version}
+    score(demo_engine, good, partition_ids(demo_engine, good, "test"), actor="t")
+    # the weak version is not stored yet: 404 naming it
+    missing = api.get("/v1/judges/compare", params=params, headers=engineer)
+    assert missing.status_code == 404 and weak.version in missing.text
+    score(demo_engine, weak, partition_ids(demo_engine, weak, "test"), actor="t")
+    response = api.get("/v1/judges/compare", params=params, headers=engineer)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    expected = compare_judges(demo_engine, good, weak)
+    assert body["n"] == expected.n and body["verdict"] == expected.verdict
+    assert body["mcnemar"]["p_value"] == expected.mcnemar.p_value
+    assert body["second"]["judge"] == "safety-weak"
+    assert (
+        api.get("/v1/judges/compare", params=params, headers=auth(keys["pipeline"])).status_code
+        == 403
+    )
+    nothing = api.get(
+        "/v1/judges/compare", params={**params, "partition": "calibration"}, headers=engineer
+    )
+    assert nothing.status_code == 422 and "judged by both" in nothing.text
 
 
 def test_calibration_api(

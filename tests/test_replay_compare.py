@@ -78,6 +78,7 @@ def test_identical_judges_differ_by_nothing(tmp_path: Path) -> None:
     assert result.mcnemar.only_first_correct == result.mcnemar.only_second_correct == 0
     assert result.first.agreement == result.second.agreement
     assert gate_reasons(result, {}, fail_if_worse=True) == []
+    assert result.verdict.startswith("verdict: no clear difference between good and twin")
 
 
 def test_a_worse_judge_is_seen(tmp_path: Path) -> None:
@@ -96,6 +97,7 @@ def test_a_worse_judge_is_seen(tmp_path: Path) -> None:
     reasons = gate_reasons(result, {"agreement": 0.8}, fail_if_worse=True)
     assert len(reasons) == 2 and all(reason.startswith("bad ") for reason in reasons)
     assert "less than good" in reasons[1]
+    assert result.verdict.startswith("verdict: they differ; good agrees with the humans more")
     # the other way round the candidate is better: no reason to fail
     reverse = compare_replay_file(path, "bad", "good", n_resamples=500)
     assert reverse.agreement_difference.estimate == pytest.approx(-difference.estimate)
@@ -158,6 +160,7 @@ def test_cli_identical_judges(tmp_path: Path) -> None:
     assert summary["kappa_difference"]["estimate"] == 0.0
     assert summary["mcnemar"]["p_value"] == 1.0
     assert summary["first"]["judge"] == "good" and summary["second"]["judge"] == "twin"
+    assert summary["verdict"].startswith("verdict: no clear difference")
 
 
 def test_cli_fail_if_worse_names_the_worse_judge(tmp_path: Path) -> None:
@@ -171,6 +174,9 @@ def test_cli_fail_if_worse_names_the_worse_judge(tmp_path: Path) -> None:
     better = run_compare("--replay", str(path), "bad", "good", "--fail-if-worse")
     assert better.returncode == 0, better.stderr
     assert "difference (2nd - 1st)" in better.stdout
+    assert "verdict: they differ; good agrees with the humans more often than bad" in " ".join(
+        better.stdout.split()
+    )
 
 
 def test_cli_fail_below(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ def get_db(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[DbSession
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[DbSession, Depends(get_db)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <key>`")
 _header_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="or `X-API-Key`")
@@ -48,6 +49,11 @@ def get_current_key(
     """The API key of the request; 401 when missing, unknown or revoked."""
     presented = bearer.credentials if bearer else header_key
     key = authenticate(db, presented) if presented else None
+    if key is not None:
+        # Detached, the key's attributes stay loaded: a rollback would expire them, and the
+        # refresh on next access would open a transaction (on SQLite, the write lock) that
+        # lasts the whole request.
+        db.expunge(key)
     db.rollback()
     if key is None:
         raise HTTPException(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, computed_field
 from sqlalchemy import Engine
 
 from judgeloop.calibration.bootstrap import (
@@ -13,6 +13,7 @@ from judgeloop.calibration.bootstrap import (
 )
 from judgeloop.calibration.evaluate import partition_data
 from judgeloop.calibration.metrics import agreement_report, agreement_statistic
+from judgeloop.calibration.verdict import difference_verdict
 from judgeloop.judges.spec import JudgeSpec
 from judgeloop.store import NotFoundError, db_session, latest_calibration
 
@@ -40,6 +41,14 @@ class Comparison(BaseModel):
     agreement_difference: Interval
     kappa_difference: Interval
     mcnemar: McNemarResult
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def verdict(self) -> str:
+        """Whether the two differ, in one sentence (see :func:`difference_verdict`)."""
+        return difference_verdict(
+            self.first.judge, self.second.judge, self.agreement_difference, self.mcnemar
+        )
 
 
 def _coverage(engine: Engine, spec: JudgeSpec) -> float | None:

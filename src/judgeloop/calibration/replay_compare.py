@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, computed_field
 
 from judgeloop.calibration._arrays import BoolArray, FloatArray, IntArray
 from judgeloop.calibration.bootstrap import (
@@ -49,6 +49,7 @@ from judgeloop.calibration.bootstrap import (
 from judgeloop.calibration.guarantee import DEFAULT_MIN_COUNT, fixed_sequence_threshold
 from judgeloop.calibration.metrics import MetricName, agreement_report, agreement_statistic
 from judgeloop.calibration.replay import Replay, ReplayError, load_replay
+from judgeloop.calibration.verdict import difference_verdict
 from judgeloop.models import CriterionKind
 
 
@@ -97,6 +98,14 @@ class ReplayComparison(BaseModel):
     min_count: int = DEFAULT_MIN_COUNT
     n_resamples: int
     seed: int
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def verdict(self) -> str:
+        """Whether the two differ, in one sentence (see :func:`difference_verdict`)."""
+        return difference_verdict(
+            self.first.judge, self.second.judge, self.agreement_difference, self.mcnemar
+        )
 
 
 def majority_is_tied(human: Sequence[str]) -> bool:

@@ -187,6 +187,7 @@ def compare_command(
             f"got right, {result.mcnemar.only_second_correct} only the second; "
             f"p = {result.mcnemar.p_value:.4f}"
         )
+        console.print(result.verdict, highlight=False)
     reasons = []
     measured = {
         "agreement": result.second.agreement.estimate,
@@ -288,6 +289,7 @@ def _compare_replay(
             f"{result.second.judge}; p = {result.mcnemar.p_value:.4f}",
             highlight=False,
         )
+        console.print(result.verdict, highlight=False)
     reasons = gate_reasons(result, floors, fail_if_worse=fail_if_worse)
     if reasons:
         # Plain echo, not the console: a CI log gets the reason on one line, never wrapped.

@@ -1,9 +1,13 @@
 """Judge versions and their calibrations, for engineers."""
 
-from fastapi import APIRouter
+from typing import Literal
+
+from fastapi import APIRouter, HTTPException, Query, status
 from sqlmodel import Session as DbSession
 
-from judgeloop.api.deps import EngineerKey, SessionDep
+from judgeloop.api.deps import EngineDep, EngineerKey, SessionDep
+from judgeloop.calibration.compare import Comparison, compare_judges
+from judgeloop.judges.spec import JudgeSpec
 from judgeloop.models import (
     CalibrationPublic,
     Criterion,
@@ -13,6 +17,7 @@ from judgeloop.models import (
 )
 from judgeloop.store import (
     NotFoundError,
+    db_session,
     get_judge_version,
     latest_calibration,
     list_judge_versions,
@@ -38,6 +43,28 @@ def read_judge_versions(db: SessionDep, key: EngineerKey) -> JudgeVersionsPublic
     """Every registered judge version, newest first."""
     data = [_public(db, row) for row in list_judge_versions(db)]
     return JudgeVersionsPublic(data=data, count=len(data))
+
+
+@router.get("/compare", response_model=Comparison)
+def compare_versions(
+    engine: EngineDep,
+    key: EngineerKey,
+    first: str = Query(description="Baseline judge version id."),
+    second: str = Query(description="Candidate judge version id."),
+    partition: Literal["calibration", "test"] = "test",
+) -> Comparison:
+    """Two judge versions on the held-out sessions both have judged: differences, McNemar, verdict.
+
+    Compares stored judgments only; score both versions first (`judgeloop compare` does).
+    """
+    # A short session of its own: compare_judges opens more, and on SQLite an open
+    # request session would hold the write lock they wait for.
+    with db_session(engine) as db:
+        specs = [JudgeSpec.model_validate(get_judge_version(db, v).spec) for v in (first, second)]
+    try:
+        return compare_judges(engine, specs[0], specs[1], partition=partition)
+    except ValueError as error:  # different criteria, or no session judged by both
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(error)) from None
 
 
 @router.get("/{name}/versions/{version}/calibration", response_model=CalibrationPublic)
