@@ -184,6 +184,13 @@ class Session(SQLModel, table=True):
     messages: list[dict[str, Any]] = SQLField(sa_type=JSONType)
     session_metadata: dict[str, Any] = SQLField(default_factory=dict, sa_type=JSONType)
     content_hash: str = SQLField(index=True, max_length=64)
+    pipeline_status: str | None = SQLField(
+        default=None,
+        max_length=20,
+        index=True,
+        description="pending until the worker has scored it with every active judge, then done; "
+        "None for sessions imported only as labelled data.",
+    )
     created_at: datetime = _created_at()
 
 
@@ -445,15 +452,29 @@ class Decision(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_decisions_session_criterion", "session_id", "criterion_id"),
         sa.Index("ix_decisions_outcome_created", "outcome", "created_at"),
+        sa.UniqueConstraint("session_id", "judge_version_id", name="uq_decision_session_version"),
     )
 
     id: int | None = SQLField(default=None, primary_key=True)
     session_id: int = SQLField(foreign_key="sessions.id")
     criterion_id: int = SQLField(foreign_key="criteria.id")
+    judge_version_id: str | None = SQLField(
+        default=None,
+        max_length=64,
+        sa_column_args=[sa.ForeignKey("judge_versions.id", name="fk_decisions_judge_version")],
+    )
     judgment_id: int | None = SQLField(default=None, foreign_key="judgments.id")
     outcome: str = SQLField(max_length=20, description="auto or escalate")
     label: str | None = SQLField(default=None, max_length=512)
+    calibrated_confidence: float | None = None
+    priority: int = SQLField(default=0, description="Queue priority when escalated.")
     reasons: list[str] = SQLField(default_factory=list, sa_type=JSONType)
+    detail: dict[str, Any] = SQLField(
+        default_factory=dict,
+        sa_type=JSONType,
+        sa_column_kwargs={"server_default": sa.text("'{}'")},
+        description="What each reason measured (threshold, novelty score, matched rules...).",
+    )
     created_at: datetime = _created_at()
 
 
@@ -484,6 +505,7 @@ class QueueItem(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_queue_items_status_priority", "status", "priority", "created_at"),
         sa.Index("ix_queue_items_criterion_status", "criterion_id", "status"),
+        sa.UniqueConstraint("decision_id", name="uq_queue_item_decision"),
     )
 
     id: int | None = SQLField(default=None, primary_key=True)
@@ -499,8 +521,14 @@ class QueueItem(SQLModel, table=True):
     status: str = SQLField(default="open", max_length=20)
     reviews_required: int = 1
     claimed_by: str | None = SQLField(default=None, max_length=512)
+    claimed_at: datetime | None = SQLField(default=None, sa_type=UTCDateTime)
     lease_expires_at: datetime | None = SQLField(default=None, sa_type=UTCDateTime, index=True)
     due_at: datetime | None = SQLField(default=None, sa_type=UTCDateTime)
+    overdue_at: datetime | None = SQLField(default=None, sa_type=UTCDateTime)
+    senior_only: bool = SQLField(
+        default=False, description="Overdue items and adjudications go to senior reviewers."
+    )
+    cluster: int | None = SQLField(default=None, description="Group of similar sessions.")
     created_at: datetime = _created_at()
 
 
@@ -508,6 +536,11 @@ class Review(SQLModel, table=True):
     """One human review of a queue item (appended, never edited)."""
 
     __tablename__ = "reviews"
+    __table_args__ = (
+        sa.UniqueConstraint(
+            "queue_item_id", "reviewer", "is_adjudication", name="uq_review_item_reviewer"
+        ),
+    )
 
     id: int | None = SQLField(default=None, primary_key=True)
     queue_item_id: int = SQLField(foreign_key="queue_items.id", index=True)
@@ -517,6 +550,23 @@ class Review(SQLModel, table=True):
     correction: str | None = SQLField(default=None, sa_type=sa.Text)
     is_adjudication: bool = False
     created_at: datetime = _created_at()
+
+
+class DriftMonitor(SQLModel, table=True):
+    """The persisted state of one stream drift detector of one criterion."""
+
+    __tablename__ = "drift_monitors"
+    __table_args__ = (
+        sa.UniqueConstraint("criterion_id", "detector", name="uq_drift_criterion_detector"),
+    )
+
+    id: int | None = SQLField(default=None, primary_key=True)
+    criterion_id: int = SQLField(foreign_key="criteria.id")
+    detector: str = SQLField(max_length=40)
+    state: dict[str, Any] = SQLField(default_factory=dict, sa_type=JSONType)
+    alarmed: bool = False
+    alarmed_at: datetime | None = SQLField(default=None, sa_type=UTCDateTime)
+    updated_at: datetime = SQLField(default_factory=utc_now, sa_type=UTCDateTime)
 
 
 # --------------------------------------------------------------------------- access
@@ -532,6 +582,7 @@ class ApiKey(SQLModel, table=True):
     role: str = SQLField(max_length=20)
     prefix: str = SQLField(max_length=16, description="First characters, to recognise a key.")
     key_hash: str = SQLField(unique=True, index=True, max_length=64)
+    senior: bool = SQLField(default=False, description="Senior reviewers adjudicate.")
     revoked_at: datetime | None = SQLField(default=None, sa_type=UTCDateTime)
     created_at: datetime = _created_at()
 
