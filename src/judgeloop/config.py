@@ -33,6 +33,25 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address `judgeloop serve` binds to.")
     port: int = Field(default=8000, description="Port `judgeloop serve` listens on.")
+    policy_file: Path | None = Field(
+        default=None,
+        description="Escalation policy YAML; default: escalation.yaml in the judges folder, "
+        "else the built-in defaults.",
+    )
+    worker: bool = Field(
+        default=True,
+        description="Run the scoring worker inside `judgeloop serve` (off when separate "
+        "`judgeloop worker` processes do it).",
+    )
+    worker_poll_seconds: float = Field(
+        default=0.5, gt=0, description="How often an idle worker looks for pending sessions."
+    )
+    review_lease_minutes: float = Field(
+        default=15, gt=0, description="A claim's soft timeout: the item returns to the pool."
+    )
+    review_hard_timeout_hours: float = Field(
+        default=4, gt=0, description="Past this an item is overdue and goes to senior reviewers."
+    )
     litellm_local_cost_map: bool = Field(
         default=True,
         description="Use litellm's packaged price map instead of fetching it at import.",
