@@ -163,6 +163,8 @@ ROUTES = [
     ("GET", "/v1/keys", {"admin"}),
     ("GET", "/v1/judges", {"engineer", "admin"}),
     ("GET", "/v1/judges/x/versions/y/calibration", {"engineer", "admin"}),
+    ("GET", "/v1/judges/compare", {"engineer", "admin"}),
+    ("POST", "/v1/judge", {"pipeline", "engineer", "admin"}),
 ]
 
 
