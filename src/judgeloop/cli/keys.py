@@ -21,15 +21,19 @@ app = typer.Typer(help="API keys and their roles.", no_args_is_help=True)
 def create_command(
     role: str = typer.Option(..., "--role", help=f"One of: {', '.join(API_ROLES)}."),
     name: str = typer.Option(..., "--name", help="Who or what uses the key."),
+    senior: bool = typer.Option(
+        False, "--senior", help="A senior reviewer: adjudicates and takes overdue items."
+    ),
 ) -> None:
     """Create a key and print it once: it is stored only as a hash."""
     with db_session(open_engine()) as db:
         try:
-            row, plaintext = create_key(db, role=role, name=name, actor=cli_actor())
+            row, plaintext = create_key(db, role=role, name=name, actor=cli_actor(), senior=senior)
         except InvalidInputError as error:
             raise fail(str(error)) from error
+    kind = f"senior {row.role}" if row.senior else row.role
     console.print(
-        f"created key {row.id} ({row.role}, {row.name!r}); store it now, it is not shown again:",
+        f"created key {row.id} ({kind}, {row.name!r}); store it now, it is not shown again:",
         highlight=False,
     )
     print(plaintext)  # noqa: T201  (plain stdout so scripts can capture the key)

@@ -3,7 +3,7 @@
 from judgeloop.store.calibrations import add_calibration, latest_calibration
 from judgeloop.store.criteria import add_criteria, get_criterion, list_criteria
 from judgeloop.store.engine import db_session, make_engine
-from judgeloop.store.errors import InvalidInputError, NotFoundError, Problem
+from judgeloop.store.errors import ConflictError, InvalidInputError, NotFoundError, Problem
 from judgeloop.store.judges import (
     add_judgments,
     get_judge_version,
@@ -15,6 +15,23 @@ from judgeloop.store.judges import (
 from judgeloop.store.keys import authenticate, create_key, list_keys, revoke_key
 from judgeloop.store.labels import add_labels, check_labels, labels_for_criterion
 from judgeloop.store.migrate import current_revision, upgrade
+from judgeloop.store.queue import (
+    JudgeVerdict,
+    QueueLoad,
+    ReviewItemView,
+    ReviewOutcome,
+    ReviewPublic,
+    assign_clusters,
+    claim_item,
+    claim_next,
+    enqueue,
+    expire_leases,
+    item_for_reviewer,
+    list_queue,
+    queue_load,
+    release_item,
+    submit_review,
+)
 from judgeloop.store.sessions import add_sessions, count_sessions, find_sessions, get_session
 from judgeloop.store.splits import get_splits, record_splits
 
@@ -29,6 +46,7 @@ __all__ = [
     "register_judge_version",
     "get_splits",
     "record_splits",
+    "ConflictError",
     "InvalidInputError",
     "NotFoundError",
     "Problem",
@@ -50,4 +68,19 @@ __all__ = [
     "make_engine",
     "revoke_key",
     "upgrade",
+    "JudgeVerdict",
+    "QueueLoad",
+    "ReviewItemView",
+    "ReviewOutcome",
+    "ReviewPublic",
+    "assign_clusters",
+    "claim_item",
+    "claim_next",
+    "enqueue",
+    "expire_leases",
+    "item_for_reviewer",
+    "list_queue",
+    "queue_load",
+    "release_item",
+    "submit_review",
 ]

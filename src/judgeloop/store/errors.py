@@ -1,4 +1,4 @@
-"""Errors the store raises; the API turns them into 404 and 422 answers."""
+"""Errors the store raises; the API turns them into 404, 409 and 422 answers."""
 
 from __future__ import annotations
 
@@ -16,6 +16,10 @@ class Problem:
 
 class NotFoundError(LookupError):
     """A referenced row does not exist."""
+
+
+class ConflictError(RuntimeError):
+    """The request clashes with the current state (someone else holds the claim, ...)."""
 
 
 @dataclass

@@ -26,8 +26,13 @@ def hash_key(plaintext: str) -> str:
     return hashlib.sha256(plaintext.encode("utf-8")).hexdigest()
 
 
-def create_key(db: DbSession, *, role: str, name: str, actor: str) -> tuple[ApiKey, str]:
-    """Create a key for ``role``; return the row and the plaintext, which is never stored."""
+def create_key(
+    db: DbSession, *, role: str, name: str, actor: str, senior: bool = False
+) -> tuple[ApiKey, str]:
+    """Create a key for ``role``; return the row and the plaintext, which is never stored.
+
+    ``senior`` marks a reviewer who adjudicates disagreements and takes overdue items.
+    """
     if role not in API_ROLES:
         raise InvalidInputError(
             [Problem(("role",), f"unknown role {role!r}; allowed: {', '.join(API_ROLES)}")]
@@ -36,7 +41,7 @@ def create_key(db: DbSession, *, role: str, name: str, actor: str) -> tuple[ApiK
         raise InvalidInputError([Problem(("name",), "a key needs a non-empty name")])
     prefix = secrets.token_hex(KEY_PREFIX_LENGTH // 2)
     plaintext = f"jl_{prefix}_{secrets.token_urlsafe(32)}"
-    row = ApiKey(name=name, role=role, prefix=prefix, key_hash=hash_key(plaintext))
+    row = ApiKey(name=name, role=role, prefix=prefix, key_hash=hash_key(plaintext), senior=senior)
     db.add(row)
     db.flush()
     record_event(
@@ -45,7 +50,7 @@ def create_key(db: DbSession, *, role: str, name: str, actor: str) -> tuple[ApiK
         action="key.create",
         target_type="api_key",
         target_id=str(row.id),
-        detail={"name": name, "role": role, "prefix": prefix},
+        detail={"name": name, "role": role, "prefix": prefix, "senior": senior},
     )
     db.commit()
     return row, plaintext
