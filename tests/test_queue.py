@@ -15,6 +15,7 @@ from judgeloop.store import (
     InvalidInputError,
     NotFoundError,
     assign_clusters,
+    authenticate,
     claim_item,
     claim_next,
     db_session,
@@ -29,6 +30,7 @@ from judgeloop.store import (
 )
 from judgeloop.types import utc_now
 from tests.queue_factories import HARD_TIMEOUT, LEASE, SAFE, escalated_item, reviewer
+from tests.test_cli import run_cli
 
 # --------------------------------------------------------------------------- enqueue, list
 
@@ -120,15 +122,16 @@ def test_claim_next_takes_the_most_urgent_item_with_filters(engine: Engine) -> N
         assert claim_next(db, bob, lease=LEASE, reason="low_confidence") is None
 
 
-def _claim_concurrently(url: str, item_id: int, names: list[str]) -> list[str]:
-    """Each name claims ``item_id`` from its own thread, engine and connection, all at once."""
+def _claim_concurrently(url: str, item_id: int | None, names: list[str]) -> list[tuple[int, str]]:
+    """Each name claims ``item_id`` (None: the next item) from its own thread, engine and
+    connection, all at once; return (item id, claimant) of each successful claim."""
     engines = [make_engine(url) for _ in names]
     keys = []
     for index, name in enumerate(names):
         key, _ = reviewer(engines[index], name)
         keys.append(key)
     barrier = threading.Barrier(len(names))
-    winners: list[str] = []
+    winners: list[tuple[int, str]] = []
     errors: list[BaseException] = []
     lock = threading.Lock()
 
@@ -138,15 +141,19 @@ def _claim_concurrently(url: str, item_id: int, names: list[str]) -> list[str]:
             db.rollback()
             barrier.wait()
             try:
-                item = claim_item(db, item_id, keys[index], lease=LEASE)
+                if item_id is None:
+                    item = claim_next(db, keys[index], lease=LEASE)
+                else:
+                    item = claim_item(db, item_id, keys[index], lease=LEASE)
             except ConflictError:
                 return
             except BaseException as error:  # noqa: BLE001 (reported by the test)
                 with lock:
                     errors.append(error)
                 return
-            with lock:
-                winners.append(item.claimed_by or "")
+            if item is not None:
+                with lock:
+                    winners.append((item.id or 0, item.claimed_by or ""))
 
     threads = [threading.Thread(target=claim, args=(index,)) for index in range(len(names))]
     for thread in threads:
@@ -169,7 +176,17 @@ def test_twenty_concurrent_claims_give_exactly_one_lease(engine: Engine, databas
     with db_session(engine) as db:
         stored = db.get(QueueItem, item.id)
         assert stored is not None
-        assert stored.status == "claimed" and stored.claimed_by == winners[0]
+        assert stored.status == "claimed" and (stored.id, stored.claimed_by) == winners[0]
+
+
+def test_concurrent_claim_next_hands_each_item_to_one_reviewer(
+    engine: Engine, database_url: str
+) -> None:
+    with db_session(engine) as db:
+        item_ids = {escalated_item(db, external_id=f"s-{index}").id for index in range(5)}
+    winners = _claim_concurrently(database_url, None, [f"reviewer-{i}" for i in range(12)])
+    assert sorted(item_id for item_id, _name in winners) == sorted(item_ids)
+    assert len({name for _item_id, name in winners}) == 5
 
 
 # --------------------------------------------------------------------------- timeouts
@@ -396,3 +413,16 @@ def test_clusters_group_similar_sessions(engine: Engine) -> None:
     assert {clusters[i] for i in range(4)} == {refund_cluster}
     assert {clusters[i] for i in range(4, 8)} == {1 - (refund_cluster or 0)}
     assert {item.id for item in listed} == {ids[i] for i in range(4)}
+
+
+def test_keys_create_senior_from_the_cli(database_url: str, engine: Engine) -> None:
+    created = run_cli(
+        database_url, "keys", "create", "--role", "reviewer", "--name", "sam", "--senior"
+    )
+    assert "senior reviewer" in created.stdout
+    plain = run_cli(database_url, "keys", "create", "--role", "reviewer", "--name", "rita")
+    with db_session(engine) as db:
+        sam = authenticate(db, created.stdout.strip().splitlines()[-1])
+        rita = authenticate(db, plain.stdout.strip().splitlines()[-1])
+    assert sam is not None and sam.senior
+    assert rita is not None and not rita.senior

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from judgeloop import __version__
 from judgeloop.api.errors import install_error_handlers
 from judgeloop.api.limits import BodySizeLimitMiddleware
-from judgeloop.api.routers import criteria, health, judges, keys, labels, sessions
+from judgeloop.api.routers import criteria, health, judges, keys, labels, queue, sessions
 from judgeloop.config import Settings, get_settings
 from judgeloop.store import make_engine
 
@@ -38,6 +38,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
-    for module in (health, sessions, labels, criteria, judges, keys):
+    for module in (health, sessions, labels, criteria, judges, keys, queue):
         app.include_router(module.router)
     return app

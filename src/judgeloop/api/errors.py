@@ -1,4 +1,4 @@
-"""Exception handlers: store errors become 404/422 answers that name the field."""
+"""Exception handlers: store errors become 404/409/422 answers that name the field."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from judgeloop.store import InvalidInputError, NotFoundError
+from judgeloop.store import ConflictError, InvalidInputError, NotFoundError
 
 
 def _is_union_tag(part: object) -> bool:
@@ -61,8 +61,14 @@ async def not_found_handler(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=status.HTTP_404_NOT_FOUND, content={"detail": str(exc)})
 
 
+async def conflict_handler(request: Request, exc: Exception) -> JSONResponse:
+    """409 with the store's explanation (who holds the claim, why it cannot be taken)."""
+    return JSONResponse(status_code=status.HTTP_409_CONFLICT, content={"detail": str(exc)})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers above on ``app``."""
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(InvalidInputError, invalid_input_handler)
     app.add_exception_handler(NotFoundError, not_found_handler)
+    app.add_exception_handler(ConflictError, conflict_handler)
