@@ -132,6 +132,8 @@ def test_disagreeing_safety_reviews_go_to_a_senior_over_http(
     assert api.get("/v1/queue", headers=auth(alice)).json()["count"] == 0
     listed = api.get("/v1/queue", params={"status": "adjudication"}, headers=auth(sam)).json()
     assert [entry["id"] for entry in listed["data"]] == [item_id]
+    by_default = api.get("/v1/queue", headers=auth(sam)).json()["data"]
+    assert [(entry["id"], entry["status"]) for entry in by_default] == [(item_id, "adjudication")]
     assert api.post("/v1/queue/claim", headers=auth(sam)).json()["id"] == item_id
     view = api.get(f"/v1/queue/{item_id}", headers=auth(sam)).json()
     assert view["adjudication"] is True and len(view["reviews"]) == 2 and view["judge"] is None

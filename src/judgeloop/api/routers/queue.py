@@ -86,6 +86,8 @@ class ReviewCreate(BaseModel):
 
 
 ItemFilters = Annotated[str | None, Query()]
+# Everything not done; adjudication items are senior-only, so others never see them anyway.
+WAITING = ("open", "claimed", "adjudication")
 
 
 def _lease(settings: Settings) -> timedelta:
@@ -139,7 +141,11 @@ def read_queue(
     ] = None,
     cluster: Annotated[int | None, Query()] = None,
     status_: Annotated[
-        list[str] | None, Query(alias="status", description="open, claimed, adjudication, done.")
+        list[str] | None,
+        Query(
+            alias="status",
+            description="Any of open, claimed, adjudication, done; default: all but done.",
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> QueueItemsPublic:
@@ -152,7 +158,7 @@ def read_queue(
         criterion=criterion,
         reason=reason,
         cluster=cluster,
-        status=tuple(status_) if status_ else ("open", "claimed"),
+        status=tuple(status_) if status_ else WAITING,
         limit=limit,
     )
     data = [_public(item, names) for item in items]
