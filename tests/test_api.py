@@ -165,6 +165,13 @@ ROUTES = [
     ("GET", "/v1/judges/x/versions/y/calibration", {"engineer", "admin"}),
     ("GET", "/v1/judges/compare", {"engineer", "admin"}),
     ("POST", "/v1/judge", {"pipeline", "engineer", "admin"}),
+    ("GET", "/v1/queue", {"reviewer", "admin"}),
+    ("GET", "/v1/queue/load", {"reviewer", "admin"}),
+    ("POST", "/v1/queue/claim", {"reviewer", "admin"}),
+    ("POST", "/v1/queue/1/claim", {"reviewer", "admin"}),
+    ("POST", "/v1/queue/1/release", {"reviewer", "admin"}),
+    ("GET", "/v1/queue/1", {"reviewer", "admin"}),
+    ("POST", "/v1/queue/1/reviews", {"reviewer", "admin"}),
 ]
 
 
@@ -189,7 +196,8 @@ def test_every_v1_route_is_in_the_role_table(api: httpx.Client) -> None:
             path.replace("{session_id}", "1")
             .replace("{key_id}", "1")
             .replace("{name}", "x")
-            .replace("{version}", "y"),
+            .replace("{version}", "y")
+            .replace("{item_id}", "1"),
         )
         for path, item in spec["paths"].items()
         for method in item
