@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 
 from judgeloop.calibration.calibrators import CalibrationMetrics, Calibrator, calibration_metrics
 from judgeloop.calibration.ceiling import HumanCeiling, human_ceiling
-from judgeloop.calibration.evaluate import PartitionData, partition_data
+from judgeloop.calibration.evaluate import HUMAN_SOURCES, PartitionData, partition_data
 from judgeloop.calibration.guarantee import Threshold, fixed_sequence_threshold
 from judgeloop.calibration.metrics import AgreementReport, agreement_report
 from judgeloop.judges.runner import score
@@ -51,6 +51,8 @@ class CalibrationResult(BaseModel):
     cost_per_session_usd: float
     latency_p50_ms: float
     calibration_id: int | None = None
+    human_sources: list[str] = list(HUMAN_SOURCES)
+    """Label sources that formed the human reference."""
 
 
 def partition_ids(engine: Engine, spec: JudgeSpec, partition: str) -> list[int]:
@@ -90,8 +92,12 @@ def calibrate_judge(
     actor: str,
     judges_dir: Path | None = None,
     n_resamples: int = 2000,
+    human_sources: tuple[str, ...] = HUMAN_SOURCES,
 ) -> CalibrationResult:
-    """Score calibration and test, fit on calibration, report on test, store a Calibration."""
+    """Score calibration and test, fit on calibration, report on test, store a Calibration.
+
+    ``human_sources``: the label sources whose majority is the human reference.
+    """
     for partition in ("calibration", "test"):
         ids = partition_ids(engine, spec, partition)
         if not ids:
@@ -99,8 +105,8 @@ def calibrate_judge(
                 f"criterion {spec.criterion.name!r} has no {partition} partition; run derive"
             )
         score(engine, spec, ids, actor=actor, judges_dir=judges_dir, forbid_examples=True)
-    cal = partition_data(engine, spec, ("calibration",))
-    test = partition_data(engine, spec, ("test",))
+    cal = partition_data(engine, spec, ("calibration",), sources=human_sources)
+    test = partition_data(engine, spec, ("test",), sources=human_sources)
     cal_valid, test_valid = _valid(cal), _valid(test)
     if cal_valid.sum() < 2 or len(set(cal.agrees[cal_valid].tolist())) < 2:
         calibrator = None
@@ -187,6 +193,7 @@ def calibrate_judge(
         coverage_curve=_coverage_curve(test_scores, test_agrees),
         cost_per_session_usd=float(np.mean(test.cost_usd)) if test.cost_usd else 0.0,
         latency_p50_ms=float(np.median(test.latency_ms)) if test.latency_ms else 0.0,
+        human_sources=list(human_sources),
     )
     with db_session(engine) as db:
         row = add_calibration(

@@ -47,14 +47,22 @@ class PartitionData:
         return sum(p is None for p in self.predicted)
 
 
-def partition_data(engine: Engine, spec: JudgeSpec, partitions: tuple[str, ...]) -> PartitionData:
-    """Judgments of ``spec``'s version on sessions of ``partitions`` that have SME labels."""
+def partition_data(
+    engine: Engine,
+    spec: JudgeSpec,
+    partitions: tuple[str, ...],
+    *,
+    sources: tuple[str, ...] = HUMAN_SOURCES,
+) -> PartitionData:
+    """Judgments of ``spec``'s version on sessions of ``partitions`` that have human labels.
+
+    ``sources`` are the label sources that form the human reference (by default SME and
+    adjudication labels; recalibration adds review and audit labels).
+    """
     with db_session(engine) as db:
         criterion = get_criterion(db, spec.criterion.name)
         assert criterion.id is not None
-        labels = [
-            row for row in labels_for_criterion(db, criterion.id) if row.source in HUMAN_SOURCES
-        ]
+        labels = [row for row in labels_for_criterion(db, criterion.id) if row.source in sources]
         splits = get_splits(db, criterion.id)
         wanted = {sid for sid, p in splits.items() if p in partitions}
         labels = [row for row in labels if row.session_id in wanted]

@@ -13,6 +13,12 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Engine
 
 from judgeloop.models import CriterionCreate, HumanLabelCreate, SessionCreate
+from judgeloop.sessions.cases import (
+    is_reviewed_cases_file,
+    label_problems,
+    parse_reviewed_cases,
+    store_reviewed_cases,
+)
 from judgeloop.sessions.jsonl import LineError, ParsedLine, describe_validation_error, read_jsonl
 from judgeloop.store import add_criteria, add_labels, add_sessions, check_labels, db_session
 
@@ -87,7 +93,15 @@ def import_labels(
     skip_invalid: bool = False,
     on_progress: ProgressCallback | None = None,
 ) -> ImportReport:
-    """Import a JSONL file of human labels, checked against stored sessions and criteria."""
+    """Import a JSONL file of human labels, checked against stored sessions and criteria.
+
+    A file written by `judgeloop export labels|corrections` is read too: its sessions are
+    stored first (see :func:`import_reviewed_cases`).
+    """
+    if is_reviewed_cases_file(path):
+        return import_reviewed_cases(
+            engine, path, actor=actor, skip_invalid=skip_invalid, on_progress=on_progress
+        )
     report = ImportReport(path)
     parsed, report.errors = _parse(path, HumanLabelCreate, on_progress)
     with db_session(engine) as db:
@@ -105,6 +119,39 @@ def import_labels(
         report.read = len(accepted)
         for start in range(0, len(accepted), WRITE_CHUNK):
             for _row, created in add_labels(db, accepted[start : start + WRITE_CHUNK], actor=actor):
+                report.created += created
+                report.existing += not created
+    return report
+
+
+def import_reviewed_cases(
+    engine: Engine,
+    path: Path,
+    *,
+    actor: str,
+    skip_invalid: bool = False,
+    on_progress: ProgressCallback | None = None,
+) -> ImportReport:
+    """Import an export file of reviewed cases: each line's session, then its label.
+
+    All or nothing as for labels: every line is checked (format, criterion, value) before
+    anything is written. The label's ``created_at`` is not kept: a re-import is a new label.
+    """
+    report = ImportReport(path)
+    parsed, report.errors = parse_reviewed_cases(path, on_progress)
+    with db_session(engine) as db:
+        problems = label_problems(db, [p.item for p in parsed])
+        db.rollback()
+        refused = {index for index, _message in problems}
+        report.errors += [LineError(path, parsed[i].line, message) for i, message in problems]
+        report.errors.sort(key=lambda e: e.line)
+        if report.errors and not skip_invalid:
+            raise ImportFailedError(report.errors)
+        accepted = [p.item for i, p in enumerate(parsed) if i not in refused]
+        report.read = len(accepted)
+        for start in range(0, len(accepted), WRITE_CHUNK):
+            chunk = accepted[start : start + WRITE_CHUNK]
+            for _row, created in store_reviewed_cases(db, chunk, actor=actor):
                 report.created += created
                 report.existing += not created
     return report
