@@ -2,6 +2,13 @@
 
 from judgeloop.store.calibrations import add_calibration, latest_calibration
 from judgeloop.store.criteria import add_criteria, get_criterion, list_criteria
+from judgeloop.store.drift import (
+    drift_alarms,
+    drift_monitors,
+    observe_agreement,
+    observe_label,
+    reset_drift,
+)
 from judgeloop.store.engine import db_session, make_engine
 from judgeloop.store.errors import ConflictError, InvalidInputError, NotFoundError, Problem
 from judgeloop.store.judges import (
@@ -51,6 +58,11 @@ __all__ = [
     "NotFoundError",
     "Problem",
     "add_criteria",
+    "drift_alarms",
+    "drift_monitors",
+    "observe_agreement",
+    "observe_label",
+    "reset_drift",
     "add_labels",
     "check_labels",
     "add_sessions",
