@@ -1,4 +1,4 @@
-"""Fail CI when the PostgreSQL variants or the local-model tests were skipped or missing."""
+"""Fail CI when the PostgreSQL, local-model or browser tests were skipped or missing."""
 
 import sys
 import xml.etree.ElementTree as ElementTree
@@ -12,6 +12,7 @@ groups = {
         for c in cases
         if c.get("classname", "").endswith(("test_local_backend", "test_local_scoring"))
     ],
+    "web UI in Chromium": [c for c in cases if c.get("classname", "").endswith("test_web_ui")],
 }
 failed = False
 for group, members in groups.items():

@@ -13,6 +13,7 @@ from judgeloop.api.limits import BodySizeLimitMiddleware
 from judgeloop.api.routers import criteria, health, judges, keys, labels, queue, sessions
 from judgeloop.config import Settings, get_settings
 from judgeloop.store import make_engine
+from judgeloop.web import install as install_web
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -40,4 +41,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (health, sessions, labels, criteria, judges, keys, queue):
         app.include_router(module.router)
+    install_web(app)
     return app

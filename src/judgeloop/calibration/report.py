@@ -83,8 +83,8 @@ def summary_rows(result: CalibrationResult) -> list[tuple[str, str]]:
     return rows
 
 
-def calibration_html(result: CalibrationResult) -> str:
-    """The whole report as one HTML page with inline SVG figures."""
+def calibration_figures(result: CalibrationResult) -> list[str]:
+    """The report's figures as inline SVG: reliability, confusion matrix, coverage curve."""
     figures = []
     if result.calibration_test:
         bins = [
@@ -102,6 +102,12 @@ def calibration_html(result: CalibrationResult) -> str:
             [(c, a) for _t, c, a in result.coverage_curve], target=1 - result.alpha, chosen=chosen
         )
     )
+    return figures
+
+
+def calibration_html(result: CalibrationResult) -> str:
+    """The whole report as one HTML page with inline SVG figures."""
+    figures = calibration_figures(result)
     sections = [
         ("Summary", table_html(("measure", "value"), summary_rows(result))),
         ("Figures", f"<div class='figures'>{''.join(figures)}</div>"),
