@@ -115,8 +115,13 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    """Settings pointing at the test database, with small limits that tests can reach."""
-    return Settings(database_url=database_url, max_batch_size=50, max_body_bytes=200_000)
+    """Settings pointing at the test database, with small limits that tests can reach.
+
+    No background worker: tests that want one start it themselves, so no other test races it.
+    """
+    return Settings(
+        database_url=database_url, max_batch_size=50, max_body_bytes=200_000, worker=False
+    )
 
 
 @pytest.fixture

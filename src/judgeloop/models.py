@@ -204,6 +204,26 @@ class SessionPublic(SessionCreate):
     created_at: datetime
 
 
+class DecisionPublic(BaseModel):
+    """What the pipeline decided for one session and criterion, and why."""
+
+    id: int
+    session_id: int
+    criterion: str
+    judge_version_id: str | None
+    outcome: str = Field(description="auto: the judge's label stands; escalate: a human reviews.")
+    escalate: bool
+    label: str | None
+    confidence: float | None = Field(description="The judge's raw confidence.")
+    calibrated_confidence: float | None = Field(
+        description="P(the judge agrees with the humans), from the newest calibration."
+    )
+    reasons: list[str]
+    priority: int
+    queue_item_id: int | None
+    created_at: datetime
+
+
 class SessionAccepted(BaseModel):
     """The answer to posting one session: its id, and whether it was new."""
 
@@ -211,6 +231,37 @@ class SessionAccepted(BaseModel):
     source: str
     external_id: str
     created: bool
+    decisions: list[DecisionPublic] | None = Field(
+        default=None, description="With ?wait=true: one decision per active judge."
+    )
+
+
+class JudgeRequest(BaseModel):
+    """Score one session with one judge version: POST /v1/judge."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    judge: NonEmptyStr = Field(
+        description="A judge version id, or a judge name (its active, else newest, version)."
+    )
+    session: SessionCreate
+
+
+class JudgeResponse(BaseModel):
+    """A verdict, its confidence and whether a human should look."""
+
+    session_id: int
+    judge: str
+    judge_version_id: str
+    label: str | None
+    confidence: float | None
+    calibrated_confidence: float | None
+    escalate: bool
+    reasons: list[str]
+    decision_id: int
+    queue_item_id: int | None
+    rationale: str
+    error: str | None
 
 
 class SessionsAccepted(BaseModel):

@@ -10,8 +10,19 @@ from fastapi import FastAPI
 from judgeloop import __version__
 from judgeloop.api.errors import install_error_handlers
 from judgeloop.api.limits import BodySizeLimitMiddleware
-from judgeloop.api.routers import criteria, health, judges, keys, labels, queue, sessions
+from judgeloop.api.routers import (
+    criteria,
+    health,
+    judge,
+    judges,
+    keys,
+    labels,
+    queue,
+    sessions,
+)
 from judgeloop.config import Settings, get_settings
+from judgeloop.pipeline.build import build_worker
+from judgeloop.pipeline.worker import WorkerThread
 from judgeloop.store import make_engine
 from judgeloop.web import install as install_web
 
@@ -24,9 +35,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = make_engine(settings.database_url, echo=settings.database_echo)
 
+    worker = build_worker(settings, engine)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        thread = None
+        if settings.worker:
+            thread = WorkerThread(worker, poll_seconds=settings.worker_poll_seconds)
+            thread.start()
         yield
+        if thread is not None:
+            thread.stop()
         engine.dispose()
 
     app = FastAPI(
@@ -37,9 +56,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.worker = worker
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
-    for module in (health, sessions, labels, criteria, judges, keys, queue):
+    for module in (health, sessions, labels, criteria, judges, keys, queue, judge):
         app.include_router(module.router)
     install_web(app)
     return app

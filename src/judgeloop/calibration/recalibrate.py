@@ -28,6 +28,7 @@ from judgeloop.store import (
     labels_for_criterion,
     latest_calibration,
     record_splits,
+    reset_drift,
 )
 
 REFERENCE_SOURCES: tuple[str, ...] = ("sme", "review", "audit", "adjudication")
@@ -210,6 +211,8 @@ def recalibrate_judge(
         stored = db.get(Calibration, result.calibration_id)
         assert stored is not None
         current = summarize_calibration(stored)
+        # The drift alarms asked for this recalibration; the new calibration is the reference.
+        reset_drift(db, get_criterion(db, spec.criterion.name).id or 0, actor=actor)
     assigned = {"calibration": 0, "test": 0}
     for partition in assignment.values():
         assigned[partition] += 1

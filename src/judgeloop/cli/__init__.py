@@ -12,6 +12,7 @@ from judgeloop.cli.derive import derive_command
 from judgeloop.cli.formats import schema_command
 from judgeloop.cli.score import score_command
 from judgeloop.cli.serve import serve_command
+from judgeloop.cli.worker import worker_command
 
 app = typer.Typer(
     name="judgeloop",
@@ -30,6 +31,7 @@ app.command("score")(score_command)
 app.command("calibrate")(calibrate_command)
 app.command("compare")(compare_command)
 app.command("serve")(serve_command)
+app.command("worker")(worker_command)
 app.command("demo")(demo_command)
 app.command("schema")(schema_command)
 feedback.register(app)

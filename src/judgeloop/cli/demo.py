@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
 from rich.table import Table
 from sqlalchemy import Engine
 
-from judgeloop.cli.common import cli_actor, console, fail, open_engine
+from judgeloop.calibration.calibrate import CalibrationResult
+from judgeloop.cli.common import cli_actor, console, fail, open_engine, progress_bar
+from judgeloop.cli.demo_summary import DemoSummary, injection_external_ids, summarize
 from judgeloop.cli.serve import serve_command
 from judgeloop.config import get_settings
 from judgeloop.judges.derive import DeriveOptions, derive_spec
-from judgeloop.judges.runner import register_spec, score
+from judgeloop.judges.runner import register_spec
 from judgeloop.judges.spec import JudgeSpec, dump_spec
 from judgeloop.judges.votes import collect_votes, majority_labels
 from judgeloop.models import Judgment, SessionCreate
@@ -35,11 +38,15 @@ from judgeloop.store import (
     list_criteria,
     upgrade,
 )
+from judgeloop.store.judges import activate_judge_version
 
 MAIN_BATCH = (("sessions", "sessions.jsonl"), ("labels", "labels.jsonl"))
 LATER_BATCH = (("sessions", "drift_sessions.jsonl"), ("labels", "drift_labels.jsonl"))
 DEMO_ALPHA = 0.1
 DEMO_DELTA = 0.1
+# Tone SMEs agree with each other's majority only about two times in three, so 90% is out of
+# reach for any judge; its target is the human level instead.
+DEMO_ALPHA_BY_CRITERION = {"tone": 0.35}
 
 
 def find_demo_dir() -> Path:
@@ -119,59 +126,134 @@ def _partition(engine: Engine, criterion_name: str, partition: str) -> set[int]:
         return {sid for sid, p in get_splits(db, criterion.id or 0).items() if p == partition}
 
 
-def _calibrate_and_report(engine: Engine, specs: list[JudgeSpec], later_ids: set[int]) -> None:
+def _calibrate_and_activate(engine: Engine, specs: list[JudgeSpec]) -> list[CalibrationResult]:
     from judgeloop.calibration.calibrate import calibrate_judge
-    from judgeloop.calibration.report import calibration_html, interval_text
+    from judgeloop.calibration.report import calibration_html
+
+    reports = Path("reports")
+    reports.mkdir(exist_ok=True)
+    results = []
+    for spec in specs:
+        result = calibrate_judge(
+            engine,
+            spec,
+            alpha=DEMO_ALPHA_BY_CRITERION.get(spec.criterion.name, DEMO_ALPHA),
+            delta=DEMO_DELTA,
+            actor=cli_actor(),
+            n_resamples=500,
+        )
+        (reports / f"{spec.name}.html").write_text(calibration_html(result), encoding="utf-8")
+        with db_session(engine) as db:
+            activate_judge_version(db, spec.version, actor=cli_actor())
+        threshold = result.threshold.lambda_
+        shown = "none (escalate all)" if threshold is None else f"{threshold:.2f}"
+        console.print(
+            f"  {spec.name}: target agreement ≥{1 - result.alpha:.0%}, λ = {shown}, "
+            f"test coverage {result.test.coverage:.0%}, report {reports}/{spec.name}.html",
+            highlight=False,
+        )
+        results.append(result)
+    return results
+
+
+def _ensure_policy(judges_dir: Path) -> None:
+    """Put the project's demo escalation policy beside the derived judges if none is there."""
+    from judgeloop.pipeline.build import policy_path
+
+    if policy_path(get_settings()) is not None:
+        return
+    shipped = Path(__file__).resolve().parents[3] / "judges" / "escalation.yaml"
+    if shipped.is_file():
+        (judges_dir / "escalation.yaml").write_text(
+            shipped.read_text(encoding="utf-8"), encoding="utf-8"
+        )
+        console.print(f"  escalation policy: {judges_dir / 'escalation.yaml'}")
+
+
+def _stream(engine: Engine, demo_dir: Path, main_ids: set[int]) -> None:
+    """Send the main batch, then the later batch, through the scoring worker."""
+    from judgeloop.pipeline.build import build_worker
+    from judgeloop.store.decisions import PENDING, count_pending, mark_sessions
+
+    with db_session(engine) as db:
+        mark_sessions(db, sorted(main_ids), PENDING)
+        db.commit()
+    import_sessions(
+        engine, demo_dir / LATER_BATCH[0][1], actor=cli_actor(), pipeline_status=PENDING
+    )
+    worker = build_worker(get_settings(), engine, actor="demo-pipeline")
+    worker.batch_size = 64
+    with db_session(engine) as db:
+        total = count_pending(db)
+    with progress_bar("scoring and deciding", total) as advance:
+        while done := worker.run_once():
+            advance(done)
+
+
+def _print_summary(summary: DemoSummary) -> None:
+    from judgeloop.calibration.report import interval_text
 
     table = Table(
         "criterion",
-        "agreement (test)",
+        "judge vs SMEs (test)",
         "SME vs SMEs",
-        "judge vs SMEs",
+        "target",
         "λ",
-        "auto",
-        "agree (auto)",
-        "later batch",
-        title=f"Judges vs the SME majority; escalation threshold for ≥{1 - DEMO_ALPHA:.0%} "
-        f"agreement with probability ≥{1 - DEMO_DELTA:.0%}",
+        "auto (test)",
+        "agree when auto",
+        "auto (later)",
+        "agree when auto (later)",
+        title="Judges vs the SME majority; escalation threshold λ: auto-decided sessions reach "
+        f"the target agreement with probability ≥{1 - summary.delta:.0%}",
     )
-    reports = Path("reports")
-    reports.mkdir(exist_ok=True)
-    for spec in specs:
-        result = calibrate_judge(
-            engine, spec, alpha=DEMO_ALPHA, delta=DEMO_DELTA, actor=cli_actor(), n_resamples=500
-        )
-        (reports / f"{spec.name}.html").write_text(calibration_html(result), encoding="utf-8")
-        score(engine, spec, sorted(later_ids), actor=cli_actor())
-        n_later, later_agreement = _agreement(engine, spec, later_ids)
-        ceiling = result.ceiling
-        threshold = result.threshold.lambda_
+    for name, row in summary.criteria.items():
         table.add_row(
-            spec.criterion.name,
-            interval_text(result.agreement.agreement if result.agreement else None, True),
-            interval_text(ceiling.leave_one_out_sme if ceiling else None, True),
-            interval_text(ceiling.leave_one_out_judge if ceiling else None, True),
-            "escalate all" if threshold is None else f"{threshold:.2f}",
-            f"{result.test.coverage:.0%}",
-            "-" if result.test.agreement_auto is None else f"{result.test.agreement_auto:.1%}",
-            f"{later_agreement:.1%} (n={n_later})",
+            name,
+            interval_text(row.agreement_test, True),
+            interval_text(row.sme_vs_smes, True),
+            f"≥{row.target_agreement:.0%}",
+            "escalate all" if row.threshold is None else f"{row.threshold:.2f}",
+            _share(row.test_stream.coverage),
+            interval_text(row.test_stream.agreement_auto, True),
+            _share(row.later_stream.coverage),
+            interval_text(row.later_stream.agreement_auto, True),
         )
     console.print(table)
-    console.print(
-        f"HTML reports with reliability diagrams, confusion matrices and coverage curves: "
-        f"{reports}/*.html"
+    reasons = Table(
+        "reason", "escalations", title="Escalations by reason (a decision may have several)"
     )
+    for reason, count in summary.escalations_by_reason.items():
+        reasons.add_row(reason, str(count))
+    console.print(reasons)
+    console.print(
+        f"{summary.sessions_streamed} sessions streamed, {summary.escalated_sessions} escalated "
+        f"for at least one criterion; review queue: {summary.queue_open} open items.\n"
+        f"prompt injections escalated: {summary.injection_escalated} of "
+        f"{summary.injection_sessions}; drift escalations: {summary.drift_escalations_main} in "
+        f"the main batch, {summary.drift_escalations_later} in the later batch.",
+        highlight=False,
+    )
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
 
 
 def demo_command(
-    serve: bool = typer.Option(True, "--serve/--no-serve", help="Serve the API afterwards."),
+    serve: bool = typer.Option(True, "--serve/--no-serve", help="Serve the web UI and API after."),
     port: int | None = typer.Option(None, help="Port to serve on (JUDGELOOP_PORT)."),
+    json_output: bool = typer.Option(
+        False, "--json", help="Print the summary as one JSON object on the last line."
+    ),
 ) -> None:
-    """Load the demo support sessions and SME labels, derive and score judges, serve the API.
+    """Run the whole loop offline on the demo data, then serve the reviewer UI.
 
-    Offline and without any API key: the judges are scikit-learn classifiers fitted on the
-    derive partition of the SME labels.
+    Imports the SME-labelled support sessions, derives a judge per criterion (scikit-learn
+    classifiers, no API key), calibrates each with a guaranteed escalation threshold, streams
+    the sessions (a drifted later batch last) through the pipeline, prints what it measured,
+    and serves the web UI with reviewer and engineer keys.
     """
+    started = time.monotonic()
     try:
         demo_dir = find_demo_dir()
     except FileNotFoundError as error:
@@ -189,20 +271,57 @@ def demo_command(
             "[bold]2. Judges derived from the SME labels (split: derive | calibration | test)"
         )
         specs = _derive_all(engine, settings.judges_dir)
-        console.print("[bold]3. A later batch arrives (new product line, other phrasing)")
-        _import(engine, demo_dir, LATER_BATCH)
+        _ensure_policy(settings.judges_dir)
+        console.print("[bold]3. Calibrating each judge on its calibration partition; activating it")
+        results = _calibrate_and_activate(engine, specs)
+        main_ids = _session_ids_in(engine, demo_dir / MAIN_BATCH[0][1])
+        console.print(
+            "[bold]4. Streaming the sessions through the pipeline (a later, drifted batch last)"
+        )
+        _stream(engine, demo_dir, main_ids)
+        # The later batch's SME labels arrive after the fact, to measure what was decided.
+        _import(engine, demo_dir, LATER_BATCH[1:])
     except ImportFailedError as error:
         raise fail(str(error)) from error
     later_ids = _session_ids_in(engine, demo_dir / LATER_BATCH[0][1])
-    console.print("[bold]4. Calibrating each judge and scoring the later batch")
-    _calibrate_and_report(engine, specs, later_ids)
     with db_session(engine) as db:
-        _row, plaintext = create_key(db, role="admin", name="demo", actor=cli_actor())
-    console.print(f"\nAPI key (admin, shown once): [bold]{plaintext}[/]")
+        injected = {
+            row.id
+            for row in find_sessions(
+                db, [("demo-support", key) for key in injection_external_ids(demo_dir)]
+            ).values()
+            if row.id is not None
+        }
+    summary = summarize(
+        engine,
+        results,
+        main_ids=main_ids,
+        later_ids=later_ids,
+        injection_ids=injected,
+        alpha=DEMO_ALPHA,
+        delta=DEMO_DELTA,
+    )
+    summary.seconds_until_serving = round(time.monotonic() - started, 1)
+    console.print("[bold]5. What the loop measured")
+    _print_summary(summary)
+    with db_session(engine) as db:
+        _row, reviewer_key = create_key(
+            db, role="reviewer", name="demo-reviewer", actor=cli_actor()
+        )
+        _row, engineer_key = create_key(
+            db, role="engineer", name="demo-engineer", actor=cli_actor()
+        )
+        _row, admin_key = create_key(db, role="admin", name="demo", actor=cli_actor())
+    console.print(
+        f"\nKeys (shown once):\n  reviewer  [bold]{reviewer_key}[/]\n"
+        f"  engineer  [bold]{engineer_key}[/]\n  API key (admin, shown once): [bold]{admin_key}[/]"
+    )
+    if json_output:
+        typer.echo(summary.model_dump_json())
     if serve:
         address = f"http://{settings.host}:{port or settings.port}"
         console.print(
-            f"Try: curl -H 'Authorization: Bearer {plaintext}' {address}/v1/criteria\n"
+            f"Reviewer UI: {address}/ui/login (paste the reviewer key)   "
             f"OpenAPI docs: {address}/docs   (Ctrl-C stops)"
         )
         serve_command(host=None, port=port)

@@ -138,9 +138,10 @@ async def _judge_cascade(judge: LoadedJudge, sessions: list[SessionInput]) -> li
     return [cascade_outcome(path) for path in paths]
 
 
-def _judgment_row(
+def judgment_row(
     version: str, criterion_id: int, session_id: int, outcome: JudgeOutcome
 ) -> dict[str, Any]:
+    """The Judgment row values for one outcome."""
     detail = dict(outcome.detail)
     if outcome.label_distribution:
         detail["label_distribution"] = outcome.label_distribution
@@ -223,7 +224,7 @@ async def score_async(
         chunk = ordered[start : start + STORE_CHUNK]
         outcomes = await judge_sessions(judge, chunk)
         rows = [
-            _judgment_row(spec.version, criterion.id, s.id, o)
+            judgment_row(spec.version, criterion.id, s.id, o)
             for s, o in zip(chunk, outcomes, strict=True)
         ]
         with db_session(engine) as db:

@@ -69,8 +69,12 @@ def import_sessions(
     actor: str,
     skip_invalid: bool = False,
     on_progress: ProgressCallback | None = None,
+    pipeline_status: str | None = None,
 ) -> ImportReport:
-    """Import a JSONL file of sessions; a session already stored is not stored again."""
+    """Import a JSONL file of sessions; a session already stored is not stored again.
+
+    With ``pipeline_status="pending"`` the new sessions wait for the scoring worker.
+    """
     report = ImportReport(path)
     parsed, report.errors = _parse(path, SessionCreate, on_progress)
     if report.errors and not skip_invalid:
@@ -79,7 +83,8 @@ def import_sessions(
     with db_session(engine) as db:
         for start in range(0, len(parsed), WRITE_CHUNK):
             chunk = [p.item for p in parsed[start : start + WRITE_CHUNK]]
-            for _row, created in add_sessions(db, chunk, actor=actor):
+            stored = add_sessions(db, chunk, actor=actor, pipeline_status=pipeline_status)
+            for _row, created in stored:
                 report.created += created
                 report.existing += not created
     return report

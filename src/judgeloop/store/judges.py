@@ -105,3 +105,42 @@ def judgments_for_version(db: DbSession, version: str) -> list[Judgment]:
         select(Judgment).where(Judgment.judge_version_id == version).order_by(Judgment.session_id)  # type: ignore[arg-type]
     )
     return list(db.exec(statement))
+
+
+def activate_judge_version(db: DbSession, version: str, *, actor: str) -> JudgeVersion:
+    """Make ``version`` the one the pipeline uses for its criterion; others of it stand down."""
+    row = get_judge_version(db, version)
+    others = db.exec(
+        select(JudgeVersion).where(
+            JudgeVersion.criterion_id == row.criterion_id,
+            JudgeVersion.id != version,
+            JudgeVersion.active == True,  # noqa: E712 (SQL expression)
+        )
+    )
+    for other in others:
+        other.active = False
+        db.add(other)
+    if not row.active:
+        row.active = True
+        db.add(row)
+        record_event(
+            db,
+            actor=actor,
+            action="judge_version.activate",
+            target_type="judge_version",
+            target_id=version,
+            detail={"name": row.name},
+        )
+    db.commit()
+    db.refresh(row)
+    return row
+
+
+def active_judge_versions(db: DbSession) -> list[JudgeVersion]:
+    """The active version of each criterion, by criterion id."""
+    statement = (
+        select(JudgeVersion)
+        .where(JudgeVersion.active == True)  # noqa: E712 (SQL expression)
+        .order_by(JudgeVersion.criterion_id)  # type: ignore[arg-type]
+    )
+    return list(db.exec(statement))

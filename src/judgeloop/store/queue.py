@@ -34,6 +34,7 @@ from judgeloop.models import (
     SessionRef,
 )
 from judgeloop.store.audit import record_event
+from judgeloop.store.drift import observe_agreement
 from judgeloop.store.errors import ConflictError, InvalidInputError, NotFoundError, Problem
 from judgeloop.store.labels import add_labels
 from judgeloop.store.queue_clusters import assign_clusters
@@ -490,6 +491,11 @@ def submit_review(
     )
     assert human_label.id is not None
     judge = judge_verdict(db, item)
+    agrees = None if judge is None or judge.label is None else judge.label == label
+    if source == "audit" and agrees is not None and item.criterion_id is not None:
+        # Audits are the unbiased sample of auto decisions: they feed the agreement drift
+        # detectors (queue reviews, escalated for a reason, would not).
+        observe_agreement(db, item.criterion_id, agrees)
     end_read(db)
     return ReviewOutcome(
         item_id=item_id,
@@ -499,7 +505,7 @@ def submit_review(
         label_source=source,
         is_adjudication=is_adjudication,
         judge=judge,
-        agrees_with_judge=None if judge is None or judge.label is None else judge.label == label,
+        agrees_with_judge=agrees,
     )
 
 

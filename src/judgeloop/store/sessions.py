@@ -44,19 +44,24 @@ def _row_values(session: SessionCreate) -> dict[str, Any]:
 
 
 def add_sessions(
-    db: DbSession, sessions: Sequence[SessionCreate], *, actor: str
+    db: DbSession,
+    sessions: Sequence[SessionCreate],
+    *,
+    actor: str,
+    pipeline_status: str | None = None,
 ) -> list[tuple[Session, bool]]:
     """Store new sessions and return (row, created) for each input, in input order.
 
     A session whose (source, external_id) is already stored is returned as it is, never
-    stored twice, also when other writers post it at the same moment.
+    stored twice, also when other writers post it at the same moment. New rows get
+    ``pipeline_status`` ("pending": the worker will score them).
     """
     keys = [(s.source, s.external_id) for s in sessions]
     existing_before = _find_by_keys(db, keys)
     new_rows: dict[SessionKey, dict[str, Any]] = {}
     for session, key in zip(sessions, keys, strict=True):
         if key not in existing_before and key not in new_rows:
-            new_rows[key] = _row_values(session)
+            new_rows[key] = {**_row_values(session), "pipeline_status": pipeline_status}
     created_id_set = insert_ignoring_conflicts(
         db, Session, list(new_rows.values()), ["source", "external_id"]
     )

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, HTTPException, Response, status
+from fastapi import APIRouter, Body, HTTPException, Query, Request, Response, status
 
 from judgeloop.api.deps import PipelineKey, SessionDep, SettingsDep, actor_of
 from judgeloop.models import (
@@ -12,7 +12,9 @@ from judgeloop.models import (
     SessionPublic,
     SessionsAccepted,
 )
-from judgeloop.store import add_sessions, get_session
+from judgeloop.pipeline.results import decision_views
+from judgeloop.store import add_sessions, db_session, get_session
+from judgeloop.store.decisions import PENDING
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
@@ -31,15 +33,22 @@ def _accepted(row: Session, created: bool) -> SessionAccepted:
     responses={200: {"description": "Already stored: the existing session is returned."}},
 )
 def post_sessions(
+    request: Request,
     db: SessionDep,
     key: PipelineKey,
     settings: SettingsDep,
     response: Response,
     payload: Annotated[SessionCreate | list[SessionCreate], Body()],
+    wait: bool = Query(
+        default=False,
+        description="Score with every active judge before answering; the answer then "
+        "carries each decision (escalate or auto, with its reasons).",
+    ),
 ) -> SessionAccepted | SessionsAccepted:
     """Accept one session or a batch; a (source, external_id) already stored is not re-stored.
 
-    Answers 201 when anything new was stored, 200 when everything was already there.
+    New sessions are durable at once and queued for the scoring worker. Answers 201 when
+    anything new was stored, 200 when everything was already there.
     """
     batch = payload if isinstance(payload, list) else [payload]
     if len(batch) > settings.max_batch_size:
@@ -53,8 +62,16 @@ def post_sessions(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             detail=[{"loc": ["body"], "msg": "empty batch", "type": "too_short"}],
         )
-    results = add_sessions(db, batch, actor=actor_of(key))
+    results = add_sessions(db, batch, actor=actor_of(key), pipeline_status=PENDING)
     accepted = [_accepted(row, created) for row, created in results]
+    if wait:
+        db.close()  # the pipeline opens its own sessions; this one must not hold a lock
+        ids = [a.id for a in accepted]
+        request.app.state.worker.process(ids)
+        with db_session(request.app.state.engine) as fresh:
+            views = decision_views(fresh, ids)
+        for item in accepted:
+            item.decisions = views.get(item.id, [])
     created_count = sum(a.created for a in accepted)
     if created_count == 0:
         response.status_code = status.HTTP_200_OK

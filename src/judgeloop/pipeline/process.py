@@ -1,0 +1,227 @@
+"""Score sessions with each active judge, apply the escalation policy, store and queue.
+
+Every step is idempotent: a judgment and a decision exist at most once per (session, judge
+version) by the database's unique constraints, and only newly created escalations are queued,
+so a batch retried after a crash, or raced by a second worker, changes nothing twice.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Engine
+
+from judgeloop.calibration.online import online_agreement
+from judgeloop.escalation import (
+    PolicyDecision,
+    PolicyInputs,
+    decide,
+    detect_injection,
+    match_safety_rules,
+)
+from judgeloop.judges.loading import load_inputs
+from judgeloop.judges.outcome import SessionInput
+from judgeloop.judges.render import render_transcript
+from judgeloop.judges.runner import judge_sessions, judgment_row
+from judgeloop.models import Decision
+from judgeloop.pipeline.context import CriterionContext
+from judgeloop.store import add_judgments, db_session
+from judgeloop.store.decisions import (
+    DONE,
+    add_decisions,
+    decisions_for,
+    escalations_since,
+    judgments_for,
+    mark_sessions,
+    start_of_day,
+)
+from judgeloop.store.drift import drift_alarms, observe_label
+from judgeloop.store.queue import assign_clusters, enqueue
+
+# Escalations with a priority below drift's are the ones a daily budget may cap.
+CAPPED_BELOW_PRIORITY = 300
+
+
+@dataclass
+class BatchReport:
+    """What one pass over a batch did."""
+
+    sessions: int = 0
+    judged: int = 0
+    decided: int = 0
+    escalated: int = 0
+    queued: int = 0
+    errors: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class PipelineOptions:
+    """Knobs of a pipeline run."""
+
+    actor: str = "pipeline"
+    hard_timeout: timedelta = timedelta(hours=4)
+    rng: random.Random = field(default_factory=random.Random)
+    mark_done: bool = True
+
+
+async def process_sessions(
+    engine: Engine,
+    contexts: Sequence[CriterionContext],
+    session_ids: Sequence[int],
+    options: PipelineOptions | None = None,
+) -> BatchReport:
+    """Judge and decide ``session_ids`` for every context; mark them done at the end."""
+    options = options or PipelineOptions()
+    report = BatchReport(sessions=len(set(session_ids)))
+    with db_session(engine) as db:
+        inputs = load_inputs(db, session_ids)
+    for context in contexts:
+        await _process_criterion(engine, context, inputs, options, report)
+    if options.mark_done:
+        with db_session(engine) as db:
+            mark_sessions(db, sorted(inputs), DONE)
+            db.commit()
+    return report
+
+
+async def _process_criterion(
+    engine: Engine,
+    context: CriterionContext,
+    inputs: dict[int, SessionInput],
+    options: PipelineOptions,
+    report: BatchReport,
+) -> None:
+    version = context.spec.version
+    with db_session(engine) as db:
+        decided = decisions_for(db, sorted(inputs), version)
+        judged = judgments_for(db, sorted(inputs), version)
+    todo = [sid for sid in sorted(inputs) if sid not in decided]
+    if not todo:
+        return
+    to_judge = [sid for sid in todo if sid not in judged]
+    if to_judge:
+        outcomes = await judge_sessions(context.judge, [inputs[sid] for sid in to_judge])
+        rows = []
+        for sid, outcome in zip(to_judge, outcomes, strict=True):
+            row = judgment_row(version, context.criterion_id, sid, outcome)
+            row["calibrated_confidence"] = (
+                None if outcome.error else context.calibrate(outcome.raw_confidence)
+            )
+            rows.append(row)
+        with db_session(engine) as db:
+            report.judged += add_judgments(db, rows, actor=options.actor)
+            judged = judgments_for(db, todo, version)
+    with db_session(engine) as db:
+        alarms = drift_alarms(db, context.criterion_id)
+        # Audit more while the audited agreement is below the calibrated target or drift alarms.
+        below_target = online_agreement(db, version).below_target
+        used_today = escalations_since(
+            db, context.criterion_id, start_of_day(), below_priority=CAPPED_BELOW_PRIORITY
+        )
+    rows = []
+    for sid in todo:
+        judgment = judged[sid]
+        if judgment.error is None and judgment.calibrated_confidence is None:
+            # Judged before this calibration existed (e.g. while calibrating): map it now. The
+            # copy is detached, so the stored judgment keeps what was known when it was made.
+            judgment.calibrated_confidence = context.calibrate(judgment.raw_confidence)
+        decision = decide(
+            _policy_inputs(
+                context, inputs[sid], judgment, alarms, used_today, options.rng, below_target
+            ),
+            context.policy,
+        )
+        if decision.outcome == "escalate" and decision.priority < CAPPED_BELOW_PRIORITY:
+            used_today += 1
+        rows.append(_decision_row(context, sid, judgment.id, judgment.label, decision, judgment))
+    with db_session(engine) as db:
+        created = add_decisions(db, rows, actor=options.actor)
+        new_decisions = [d for d in decisions_for(db, todo, version).values() if d.id in created]
+        for decision_row in sorted(new_decisions, key=lambda d: d.session_id):
+            _count(report, decision_row)
+            if decision_row.label is not None and context.reference_histogram:
+                observe_label(
+                    db, context.criterion_id, decision_row.label, context.reference_histogram
+                )
+            if decision_row.outcome == "escalate":
+                enqueue(
+                    db,
+                    decision_row,
+                    priority=decision_row.priority,
+                    reasons=list(decision_row.reasons),
+                    reviews_required=int(decision_row.detail.get("reviews_required", 1)),
+                    hard_timeout=options.hard_timeout,
+                )
+                report.queued += 1
+        db.commit()
+        if any(d.outcome == "escalate" for d in new_decisions):
+            # Similar open sessions share a cluster, so a reviewer can work one kind at a time.
+            assign_clusters(db, context.criterion_id)
+
+
+def _policy_inputs(
+    context: CriterionContext,
+    session: SessionInput,
+    judgment: Any,
+    alarms: list[str],
+    used_today: int,
+    rng: random.Random,
+    below_target: bool,
+) -> PolicyInputs:
+    novelty = None
+    if context.novelty is not None:
+        novelty = context.novelty.score(render_transcript(session))
+    return PolicyInputs(
+        criterion=context.criterion.name,
+        safety_criterion=bool(context.criterion.safety),
+        label=judgment.label,
+        calibrated_confidence=judgment.calibrated_confidence,
+        threshold=context.threshold,
+        calibrated=context.calibration_id is not None,
+        error=judgment.error,
+        rule_matches=match_safety_rules(session, context.policy),
+        injection_matches=detect_injection(session, context.policy),
+        novelty=novelty,
+        novelty_threshold=context.novelty.threshold if context.novelty else None,
+        drift_alarms=alarms,
+        audit_draw=rng.random(),
+        escalations_today=used_today,
+        raised_audit=bool(alarms) or below_target,
+    )
+
+
+def _decision_row(
+    context: CriterionContext,
+    session_id: int,
+    judgment_id: int | None,
+    label: str | None,
+    decision: PolicyDecision,
+    judgment: Any,
+) -> dict[str, Any]:
+    detail = dict(decision.detail)
+    detail["reviews_required"] = decision.reviews_required
+    return {
+        "session_id": session_id,
+        "criterion_id": context.criterion_id,
+        "judge_version_id": context.spec.version,
+        "judgment_id": judgment_id,
+        "outcome": decision.outcome,
+        "label": label,
+        "calibrated_confidence": judgment.calibrated_confidence,
+        "priority": decision.priority,
+        "reasons": list(decision.reasons),
+        "detail": detail,
+    }
+
+
+def _count(report: BatchReport, decision: Decision) -> None:
+    report.decided += 1
+    if decision.outcome == "escalate":
+        report.escalated += 1
+        for reason in decision.reasons:
+            report.reasons[reason] = report.reasons.get(reason, 0) + 1
