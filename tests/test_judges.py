@@ -164,6 +164,64 @@ def test_cascade_runs_the_strong_tier_only_below_the_threshold(
         assert (first["confidence"] >= 0.8) == (judgment.detail["tier"] == 0)
 
 
+def test_a_calibrated_tier_decides_by_its_calibrated_threshold(
+    demo_engine: Engine, tmp_path: Path, stub_llm: StubLLM
+) -> None:
+    from judgeloop.calibration.calibrate import calibrate_judge
+
+    cheap = _derive(demo_engine, "resolved")
+    calibrated = calibrate_judge(
+        demo_engine, cheap, alpha=0.1, delta=0.1, actor="test", n_resamples=100
+    )
+    lambda_ = calibrated.threshold.lambda_
+    assert lambda_ is not None
+    strong = cheap.model_copy(
+        update={
+            "name": "resolved-llm",
+            "backend": "litellm",
+            "model": "openai/stub-judge",
+            "api_base": f"{stub_llm.url}/v1",
+            "classifier": None,
+            "confidence": cheap.confidence.model_copy(update={"method": "logprobs"}),
+        }
+    )
+    (tmp_path / "resolved").mkdir()
+    (tmp_path / "resolved" / "cheap.yaml").write_text(dump_spec(cheap))
+    (tmp_path / "resolved" / "strong.yaml").write_text(
+        dump_spec(JudgeSpec.model_validate(strong.model_dump()))
+    )
+    # The spec's threshold of 0 would let the cheap tier decide everything; its calibration
+    # (λ on calibrated confidence) overrides it.
+    cascade = JudgeSpec(
+        name="resolved-cascade",
+        criterion=cheap.criterion,
+        tiers=[
+            TierSpec(judge="resolved/cheap.yaml", threshold=0.0),
+            TierSpec(judge="resolved/strong.yaml", threshold=0.5),
+        ],
+    )
+    stub_llm.responder = lambda body: StubReply.label_first({"yes": 0.9, "no": 0.1})
+    test_keys = sorted(_partition_keys(demo_engine, "resolved")["test"])[:40]
+    with db_session(demo_engine) as db:
+        ids = [row.id or 0 for row in find_sessions(db, test_keys).values()]
+    score(demo_engine, cascade, ids, actor="test", judges_dir=tmp_path)
+    with db_session(demo_engine) as db:
+        judgments = db.exec(
+            select(Judgment).where(Judgment.judge_version_id == cascade.version)
+        ).all()
+    assert len(judgments) == 40
+    tiers = [j.detail["tier"] for j in judgments]
+    assert 0 < tiers.count(1) < 40  # the calibrated bar sends some sessions on
+    for judgment in judgments:
+        first = judgment.detail["path"][0]
+        assert first["threshold_from"] == "calibration" and first["threshold"] == lambda_
+        assert (first["gate_confidence"] >= lambda_) == (judgment.detail["tier"] == 0)
+        assert (
+            judgment.detail["path"][-1]["threshold_from"] == "spec"
+            or len(judgment.detail["path"]) == 1
+        )
+
+
 def test_spec_files_are_strict_and_versioned_by_content(tmp_path: Path) -> None:
     spec = JudgeSpec(
         name="j",

@@ -11,18 +11,20 @@ from typing import Any
 from sqlalchemy import Engine
 
 from judgeloop.judges.backends import build_backend
-from judgeloop.judges.cascade import TierResult, cascade_outcome
+from judgeloop.judges.cascade import TierGate, TierResult, cascade_outcome
 from judgeloop.judges.loading import load_inputs, resolve_examples
 from judgeloop.judges.outcome import JudgeBackend, JudgeOutcome, SessionInput
 from judgeloop.judges.spec import JudgeSpec, load_spec
 from judgeloop.models import Criterion, CriterionCreate
 from judgeloop.store import (
     InvalidInputError,
+    NotFoundError,
     Problem,
     add_judgments,
     db_session,
     get_criterion,
     judged_session_ids,
+    latest_calibration,
     register_judge_version,
 )
 
@@ -52,7 +54,7 @@ class LoadedJudge:
 
     spec: JudgeSpec
     backend: JudgeBackend | None
-    tiers: list[tuple[LoadedJudge, float | None]] = field(default_factory=list)
+    tiers: list[tuple[LoadedJudge, TierGate]] = field(default_factory=list)
 
 
 def example_keys(spec: JudgeSpec) -> set[tuple[str, str]]:
@@ -71,13 +73,38 @@ def load_judge(
         for tier in spec.tiers:
             tier_spec = load_spec(base / tier.judge)
             tiers.append(
-                (load_judge(engine, tier_spec, judges_dir=base, **options), tier.threshold)
+                (
+                    load_judge(engine, tier_spec, judges_dir=base, **options),
+                    _tier_gate(engine, tier_spec.version, tier.threshold),
+                )
             )
         return LoadedJudge(spec=spec, backend=None, tiers=tiers)
     with db_session(engine) as db:
         examples = resolve_examples(db, spec.examples)
         training = resolve_examples(db, spec.classifier.training) if spec.classifier else []
     return LoadedJudge(spec=spec, backend=build_backend(spec, examples, training, **options))
+
+
+def _tier_gate(engine: Engine, version: str, spec_threshold: float | None) -> TierGate:
+    """The tier's calibrated gate when its version has a calibration, else the spec's."""
+    from judgeloop.calibration.calibrators import Calibrator
+
+    with db_session(engine) as db:
+        try:
+            calibration = latest_calibration(db, version)
+        except NotFoundError:
+            return TierGate(threshold=spec_threshold)
+    calibrator = Calibrator.from_dict(calibration.calibrator) if calibration.calibrator else None
+
+    def calibrate(raw: float) -> float:
+        assert calibrator is not None
+        return float(calibrator.predict([raw])[0])
+
+    return TierGate(
+        threshold=calibration.threshold,
+        calibrate=calibrate if calibrator is not None else None,
+        source="calibration",
+    )
 
 
 def register_spec(engine: Engine, spec: JudgeSpec, *, actor: str) -> Criterion:
@@ -124,13 +151,13 @@ async def judge_sessions(judge: LoadedJudge, sessions: list[SessionInput]) -> li
 async def _judge_cascade(judge: LoadedJudge, sessions: list[SessionInput]) -> list[JudgeOutcome]:
     paths: list[list[TierResult]] = [[] for _ in sessions]
     pending = list(range(len(sessions)))
-    for tier_judge, threshold in judge.tiers:
+    for tier_judge, gate in judge.tiers:
         if not pending:
             break
         outcomes = await judge_sessions(tier_judge, [sessions[i] for i in pending])
         still_pending = []
         for index, outcome in zip(pending, outcomes, strict=True):
-            result = TierResult(tier_judge.spec.version, outcome, threshold)
+            result = TierResult(tier_judge.spec.version, outcome, gate)
             paths[index].append(result)
             if not result.decides:
                 still_pending.append(index)
