@@ -9,11 +9,11 @@ from collections import Counter
 
 import httpx
 import pytest
-from judgeloop.escalation import load_policy
 from sqlalchemy import Engine
 from sqlmodel import col, func, select
 
 from judgeloop.calibration.calibrate import calibrate_judge
+from judgeloop.escalation import load_policy
 from judgeloop.judges.derive import DeriveOptions, derive_spec
 from judgeloop.judges.spec import JudgeSpec
 from judgeloop.models import Decision, Judgment, QueueItem, Session, SessionCreate
