@@ -174,6 +174,28 @@ def test_engineer_pages_render(browser: httpx.Client, engine: Engine) -> None:
     assert browser.get("/ui/judges/no-such-version").status_code == 404
 
 
+def test_judges_page_asks_to_recalibrate_when_drift_alarms(
+    browser: httpx.Client, engine: Engine
+) -> None:
+    from judgeloop.store import observe_label
+    from judgeloop.store.judges import activate_judge_version
+
+    _item_id, version = queued_session(engine)
+    calibrate(engine, version)
+    sign_in(browser, ui_key(engine, "engineer", "erin"))
+    with db_session(engine) as db:
+        activate_judge_version(db, version, actor="test")
+        criterion_id = db.get(JudgeVersion, version).criterion_id  # type: ignore[union-attr]
+    assert "needs recalibration" not in browser.get("/ui/judges").text
+    with db_session(engine) as db:
+        # the judge says "no" far more often than on its calibration data: label PSI alarms
+        for _ in range(60):
+            observe_label(db, criterion_id, "no", {"yes": 0.9, "no": 0.1})
+    page = browser.get("/ui/judges").text
+    assert "resolved-judge needs recalibration" in page and "label_psi" in page
+    assert "judgeloop recalibrate --judge resolved-judge" in page
+
+
 def test_logout_forgets_the_key(browser: httpx.Client, engine: Engine) -> None:
     key = ui_key(engine, "admin", "ada")
     sign_in(browser, key)

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import Engine
+from sqlmodel import Session as DbSession
 from sqlmodel import col, select
 
 from judgeloop.api.deps import EngineDep
@@ -24,6 +25,7 @@ from judgeloop.models import Calibration, Criterion, DriftMonitor, JudgeVersion
 from judgeloop.store import (
     NotFoundError,
     db_session,
+    drift_alarms,
     get_judge_version,
     latest_calibration,
     list_criteria,
@@ -49,9 +51,23 @@ def _version_rows(engine: Engine) -> list[dict[str, Any]]:
                 calibration: Calibration | None = latest_calibration(db, version.id)
             except NotFoundError:
                 calibration = None
-            rows.append(_version_row(version, criteria.get(version.criterion_id, ""), calibration))
+            row = _version_row(version, criteria.get(version.criterion_id, ""), calibration)
+            if version.active:
+                row["recalibrate"] = _recalibration_reasons(db, version)
+            rows.append(row)
         db.rollback()
     return rows
+
+
+def _recalibration_reasons(db: DbSession, version: JudgeVersion) -> list[str]:
+    """Why an active judge should be recalibrated: drift alarms, audited agreement too low."""
+    from judgeloop.calibration.online import online_agreement
+
+    reasons = [f"drift alarm: {name}" for name in drift_alarms(db, version.criterion_id)]
+    online = online_agreement(db, version.id)
+    if online.below_target:
+        reasons.append(f"audited agreement below target: {online.message}")
+    return reasons
 
 
 def _version_row(
