@@ -11,6 +11,20 @@ from judgeloop.store.drift import (
 )
 from judgeloop.store.engine import db_session, make_engine
 from judgeloop.store.errors import ConflictError, InvalidInputError, NotFoundError, Problem
+from judgeloop.store.gates import (
+    GateCount,
+    GatePublic,
+    RejectedGate,
+    decide_gate,
+    expire_due_gates,
+    expire_gates,
+    gate_counts,
+    gate_public,
+    get_gate,
+    list_gates,
+    open_gate,
+    rejected_gates,
+)
 from judgeloop.store.judges import (
     add_judgments,
     get_judge_version,
@@ -95,4 +109,16 @@ __all__ = [
     "queue_load",
     "release_item",
     "submit_review",
+    "GateCount",
+    "GatePublic",
+    "RejectedGate",
+    "decide_gate",
+    "expire_due_gates",
+    "expire_gates",
+    "gate_counts",
+    "gate_public",
+    "get_gate",
+    "list_gates",
+    "open_gate",
+    "rejected_gates",
 ]
