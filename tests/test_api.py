@@ -172,6 +172,9 @@ ROUTES = [
     ("POST", "/v1/queue/1/release", {"reviewer", "admin"}),
     ("GET", "/v1/queue/1", {"reviewer", "admin"}),
     ("POST", "/v1/queue/1/reviews", {"reviewer", "admin"}),
+    ("POST", "/v1/gates", {"pipeline", "engineer", "admin"}),
+    ("GET", "/v1/gates/1", {"pipeline", "reviewer", "engineer", "admin"}),
+    ("POST", "/v1/gates/1/decision", {"reviewer", "admin"}),
 ]
 
 
@@ -197,7 +200,8 @@ def test_every_v1_route_is_in_the_role_table(api: httpx.Client) -> None:
             .replace("{key_id}", "1")
             .replace("{name}", "x")
             .replace("{version}", "y")
-            .replace("{item_id}", "1"),
+            .replace("{item_id}", "1")
+            .replace("{gate_id}", "1"),
         )
         for path, item in spec["paths"].items()
         for method in item

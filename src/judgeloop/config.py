@@ -52,6 +52,23 @@ class Settings(BaseSettings):
     review_hard_timeout_hours: float = Field(
         default=4, gt=0, description="Past this an item is overdue and goes to senior reviewers."
     )
+    gates_file: Path | None = Field(
+        default=None,
+        description="Gate rules YAML; default: gates.yaml in the judges folder, else no rules "
+        "(every action red).",
+    )
+    gate_hard_timeout_hours: float = Field(
+        default=4, gt=0, description="A pending gate expires (rejected) after this long."
+    )
+    gate_soft_timeout_minutes: float = Field(
+        default=15, gt=0, description="A pending gate older than this is raised in priority."
+    )
+    gate_max_state_bytes: int = Field(
+        default=1_000_000, ge=1024, description="Largest agent state stored with a gate."
+    )
+    gate_daily_target: int = Field(
+        default=10, ge=0, description="Target human gate decisions per day (approval fatigue)."
+    )
     litellm_local_cost_map: bool = Field(
         default=True,
         description="Use litellm's packaged price map instead of fetching it at import.",

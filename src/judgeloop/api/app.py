@@ -12,6 +12,7 @@ from judgeloop.api.errors import install_error_handlers
 from judgeloop.api.limits import BodySizeLimitMiddleware
 from judgeloop.api.routers import (
     criteria,
+    gates,
     health,
     judge,
     judges,
@@ -61,5 +62,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (health, sessions, labels, criteria, judges, keys, queue, judge):
         app.include_router(module.router)
+    app.include_router(gates.router)
     install_web(app)
     return app

@@ -357,11 +357,11 @@ def expire_due_gates(
     expired = []
     for gate in due:
         assert gate.id is not None and gate.expires_at is not None
-        hours = (gate.expires_at - gate.created_at).total_seconds() / 3600
+        waited = _duration((gate.expires_at - gate.created_at).total_seconds())
         approve = _on_expiry(db, gate.id) == "approve"
         status = "approved" if approve else "expired"
         verb = "approved by its tier's rule" if approve else "rejected"
-        reason = f"expired: no reviewer decided within {hours:g} hours; {verb}"
+        reason = f"expired: no reviewer decided within {waited}; {verb}"
         changed = db.exec(
             sa.update(Gate)
             .where(col(Gate.id) == gate.id, col(Gate.status) == "pending")
@@ -413,6 +413,13 @@ def expire_due_gates(
     else:
         db.rollback()
     return [_load(db, gate_id) for gate_id in expired]
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("hours", 3600), ("minutes", 60)):
+        if seconds >= size:
+            return f"{round(seconds / size, 2):g} {unit}"
+    return f"{round(seconds, 1):g} seconds"
 
 
 def _on_expiry(db: DbSession, gate_id: int) -> str:
