@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -185,3 +186,24 @@ def test_soft_timeout_raises_priority_once(engine: Engine) -> None:
         expire_gates(db, now=later)
         [item] = list_queue(db, reviewer=reviewer)
         assert item.priority == 300 and item.reasons[-1] == "gate:soft_timeout"
+
+
+def test_cli_lists_shows_and_exports_rejected_gates(
+    engine: Engine, database_url: str, tmp_path: Path
+) -> None:
+    from tests.test_cli import run_cli
+
+    _open(engine, "get_order", {"id": 1})
+    gate_id = _open(engine, "launch_rocket", {"target": "moon"})
+    with db_session(engine) as db:
+        expire_gates(db, now=utc_now() + timedelta(hours=5))
+    listed = run_cli(database_url, "gates", "list", "--status", "expired").stdout
+    assert "launch_rocket" in listed and "get_order" not in listed
+    shown = json.loads(run_cli(database_url, "gates", "show", str(gate_id)).stdout)
+    assert shown["status"] == "expired" and shown["rule"] == "unmatched"
+    assert run_cli(database_url, "gates", "show", "999", check=False).returncode == 1
+    out = tmp_path / "rejected.jsonl"
+    run_cli(database_url, "export", "rejected-gates", "--out", str(out))
+    [case] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert case["action"] == "launch_rocket" and case["arguments"] == {"target": "moon"}
+    assert case["reason"].startswith("expired:") and case["state"]["messages"]

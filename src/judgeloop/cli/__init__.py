@@ -4,7 +4,7 @@ import os
 
 import typer
 
-from judgeloop.cli import bench, db, feedback, imports, judges, keys
+from judgeloop.cli import bench, db, feedback, gates, imports, judges, keys
 from judgeloop.cli.calibrate import calibrate_command, compare_command
 from judgeloop.cli.datasets import import_dataset_command
 from judgeloop.cli.demo import demo_command
@@ -35,6 +35,7 @@ app.command("worker")(worker_command)
 app.command("demo")(demo_command)
 app.command("schema")(schema_command)
 feedback.register(app)
+gates.register(app)
 
 
 def main() -> None:
