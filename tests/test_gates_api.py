@@ -188,6 +188,15 @@ def test_hard_timeout_rejects_and_tells_the_agent(
     assert late.status_code == 409
     _wait_for(received)
     assert received[0]["status"] == "expired"
+    # An agent already long-polling learns of the expiry within a poll.
+    waiting = _open(api, keys["pipeline"], "wire_transfer", {"amount": 10})
+    with db_session(engine) as db:
+        soon = utc_now() + timedelta(seconds=1)
+        db.exec(sa.update(Gate).where(Gate.id == waiting["id"]).values(expires_at=soon))  # type: ignore[call-overload]
+        db.commit()
+    started = time.monotonic()
+    polled = api.get(f"/v1/gates/{waiting['id']}?wait=20", headers=auth(keys["pipeline"]))
+    assert polled.json()["status"] == "expired" and time.monotonic() - started < 5
     deadline = time.monotonic() + 5
     while True:
         with db_session(engine) as db:

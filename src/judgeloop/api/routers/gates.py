@@ -33,6 +33,7 @@ from judgeloop.store import (
     open_gate,
 )
 from judgeloop.store.audit import record_event
+from judgeloop.types import utc_now
 
 router = APIRouter(prefix="/v1/gates", tags=["gates"])
 
@@ -208,9 +209,13 @@ def read_gate(
 ) -> GatePublic:
     """The gate's status; with ``wait``, answers as soon as it is decided or expires."""
     deadline = time.monotonic() + wait
+    _expire(request)
     while True:
-        _expire(request)
         view = _view(request, gate_id)
+        if view.status == "pending" and view.expires_at and view.expires_at <= utc_now():
+            # Expiring writes; the poll loop only does so when this gate is due.
+            _expire(request)
+            view = _view(request, gate_id)
         if view.status != "pending" or time.monotonic() >= deadline:
             return view
         time.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
