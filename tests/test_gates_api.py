@@ -273,3 +273,33 @@ def test_docs_example_runs(api: httpx.Client, server_url: str, keys: dict[str, s
     rest, _ = agent.communicate(timeout=30)
     assert agent.returncode == 0, rest
     assert "refunded 180.00 on order A-1042" in rest
+
+
+def test_two_reviewers_deciding_at_once_one_wins(
+    api: httpx.Client, keys: dict[str, str], engine: Engine
+) -> None:
+    from judgeloop.store import create_key
+
+    with db_session(engine) as db:
+        _row, second = create_key(db, role="reviewer", name="second-reviewer", actor="test")
+    gate = _open(api, keys["pipeline"], "purge_backups", {})
+    path = f"/v1/gates/{gate['id']}/decision"
+    barrier = threading.Barrier(2)
+    codes: list[int] = []
+
+    def decide(key: str, body: dict[str, Any]) -> None:
+        with httpx.Client(base_url=str(api.base_url), timeout=30) as client:
+            barrier.wait()
+            codes.append(client.post(path, json=body, headers=auth(key)).status_code)
+
+    threads = [
+        threading.Thread(target=decide, args=(keys["reviewer"], {"action": "approve"})),
+        threading.Thread(target=decide, args=(second, {"action": "reject", "reason": "no"})),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(codes) == [200, 409]
+    final = api.get(f"/v1/gates/{gate['id']}", headers=auth(keys["pipeline"])).json()
+    assert final["status"] in ("approved", "rejected")

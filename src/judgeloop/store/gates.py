@@ -272,7 +272,24 @@ def decide_gate(
         raise ConflictError(f"gate {gate_id} is already {gate.status}")
     assert item.id is not None
     item_id = item.id
-    # One conditional UPDATE checks the lease and locks the row, as submit_review does.
+    # The gate row first, then its item: the order expire_due_gates locks them in, so the
+    # two never deadlock on PostgreSQL.
+    status = _DECIDED_STATUS[action]
+    changed = db.exec(
+        sa.update(Gate)
+        .where(col(Gate.id) == gate_id, col(Gate.status) == "pending")
+        .values(
+            status=status,
+            reason=(reason or "").strip() or None,
+            modified_arguments=modified_arguments,
+            decided_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if changed != 1:
+        db.rollback()
+        raise ConflictError(f"gate {gate_id} was decided or expired meanwhile")
+    # Then one conditional UPDATE checks the lease and locks the item, as submit_review does.
     locked = db.exec(
         sa.update(QueueItem)
         .where(
@@ -295,21 +312,6 @@ def decide_gate(
             f"claim gate {gate_id} (queue item {item_id}) before deciding it; "
             "a claim that ran out must be renewed"
         )
-    status = _DECIDED_STATUS[action]
-    changed = db.exec(
-        sa.update(Gate)
-        .where(col(Gate.id) == gate_id, col(Gate.status) == "pending")
-        .values(
-            status=status,
-            reason=(reason or "").strip() or None,
-            modified_arguments=modified_arguments,
-            decided_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if changed != 1:
-        db.rollback()
-        raise ConflictError(f"gate {gate_id} was decided or expired meanwhile")
     review = Review(
         queue_item_id=item_id,
         reviewer=name,
@@ -347,7 +349,9 @@ def expire_due_gates(
     now = now or utc_now()
     due = list(
         db.exec(
-            select(Gate).where(
+            select(Gate)
+            .order_by(col(Gate.id))
+            .where(
                 Gate.status == "pending",
                 col(Gate.expires_at).is_not(None),
                 col(Gate.expires_at) < now,
@@ -387,11 +391,13 @@ def expire_due_gates(
         expired.append(gate.id)
     reminded = 0
     waiting = db.exec(
-        select(QueueItem).where(
+        select(QueueItem)
+        .where(
             QueueItem.kind == "gate",
             QueueItem.status != "done",
             col(QueueItem.created_at) < now - soft_timeout,
         )
+        .order_by(col(QueueItem.id))
     ).all()
     for item in waiting:
         if "gate:soft_timeout" in item.reasons:
