@@ -12,7 +12,9 @@ groups = {
         for c in cases
         if c.get("classname", "").endswith(("test_local_backend", "test_local_scoring"))
     ],
-    "web UI in Chromium": [c for c in cases if c.get("classname", "").endswith("test_web_ui")],
+    "web UI in Chromium": [
+        c for c in cases if c.get("classname", "").endswith(("test_web_ui", "test_web_gates"))
+    ],
 }
 failed = False
 for group, members in groups.items():

@@ -1,4 +1,4 @@
-"""Builders for the web UI tests: a judged, escalated session in the queue, keys, a calibration."""
+"""Builders for the web UI tests: an escalated session or a gate in the queue, keys, calibration."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from judgeloop.calibration.calibrate import CalibrationResult, TestOutcome
 from judgeloop.calibration.calibrators import calibration_metrics as calibration_metrics_of
 from judgeloop.calibration.guarantee import fixed_sequence_threshold
 from judgeloop.calibration.metrics import agreement_report
+from judgeloop.gates import GateRules, evaluate
 from judgeloop.models import CriterionCreate, Decision, Judgment, SessionCreate
 from judgeloop.store import (
     add_calibration,
@@ -20,6 +21,8 @@ from judgeloop.store import (
     create_key,
     db_session,
     enqueue,
+    gate_public,
+    open_gate,
     register_judge_version,
 )
 from tests.factories import RESOLVED, session_payload
@@ -152,3 +155,44 @@ def calibrate(engine: Engine, version: str) -> None:
             calibrator={},
             metrics=calibration_metrics(),
         )
+
+
+DELETE_STATE: dict[str, Any] = {
+    "messages": [
+        {"role": "user", "content": "Close my account for good, please. I am customer 42."},
+        {
+            "role": "assistant",
+            "content": "I will delete the account.",
+            "tool_calls": [
+                {"id": "call-7", "name": "delete_customer", "arguments": {"customer_id": 42}}
+            ],
+        },
+    ],
+    "context": {"ticket": "T-77", "customer_tier": "gold"},
+}
+
+
+def queued_gate(
+    engine: Engine,
+    *,
+    action_name: str = "delete_customer",
+    arguments: dict[str, Any] | None = None,
+    state: dict[str, Any] | None = None,
+) -> tuple[int, int]:
+    """A gate that no rule matches (red, fail closed) waiting in the queue: (gate id, item id)."""
+    arguments = {"customer_id": 42} if arguments is None else arguments
+    with db_session(engine) as db:
+        gate = open_gate(
+            db,
+            action_name=action_name,
+            arguments=arguments,
+            state=DELETE_STATE if state is None else state,
+            callback_url=None,
+            evaluation=evaluate(action_name, arguments, GateRules()),
+            actor="test",
+        )
+        assert gate.id is not None
+        public = gate_public(db, gate)
+        db.commit()
+    assert public.queue_item_id is not None
+    return gate.id, public.queue_item_id

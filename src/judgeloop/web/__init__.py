@@ -8,14 +8,14 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from judgeloop.web import engineer, login, reviewer
+from judgeloop.web import engineer, gate_pages, login, reviewer
 from judgeloop.web.auth import COOKIE_NAME, COOKIE_PATH, Forbidden, LoginRequired, safe_next
 from judgeloop.web.rendering import STATIC_DIR, page
 
 __all__ = ["install", "router"]
 
 router = APIRouter(include_in_schema=False)
-for _module in (login, reviewer, engineer):
+for _module in (login, reviewer, gate_pages, engineer):
     router.include_router(_module.router)
 
 

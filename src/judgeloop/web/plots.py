@@ -83,12 +83,21 @@ def agreement_series_svg(
     )
 
 
-def bars_svg(rows: Sequence[tuple[str, float]], *, title: str, unit: str = "") -> str:
-    """Horizontal bars, one per (label, value), longest first as given."""
+def bars_svg(
+    rows: Sequence[tuple[str, float]],
+    *,
+    title: str,
+    unit: str = "",
+    target: float | None = None,
+) -> str:
+    """Horizontal bars, one per (label, value), in the order given; ``target`` a dashed line.
+
+    Bars past the target are drawn in the warning colour.
+    """
     bar, gap, label_width = 20, 6, 200
     width = 640
     height = TOP + len(rows) * (bar + gap) + 12
-    peak = max((value for _label, value in rows), default=0) or 1
+    peak = max([value for _label, value in rows] + [target or 0]) or 1
     parts = [
         f'<text x="{width / 2:.0f}" y="16" font-size="12" font-weight="bold" '
         f'text-anchor="middle">{escape(title)}</text>'
@@ -96,13 +105,20 @@ def bars_svg(rows: Sequence[tuple[str, float]], *, title: str, unit: str = "") -
     for index, (label, value) in enumerate(rows):
         y = TOP + index * (bar + gap)
         length = (width - label_width - 80) * value / peak
+        fill = "#c53030" if target is not None and value > target else "#2b6cb0"
         parts.append(
             f'<text x="{label_width - 8}" y="{y + bar * 0.7:.1f}" font-size="11" '
             f'text-anchor="end">{escape(label)}</text>'
             f'<rect x="{label_width}" y="{y}" width="{max(length, 1):.1f}" height="{bar}" '
-            f'fill="#2b6cb0"><title>{escape(label)}: {value:g}{escape(unit)}</title></rect>'
+            f'fill="{fill}"><title>{escape(label)}: {value:g}{escape(unit)}</title></rect>'
             f'<text x="{label_width + length + 6:.1f}" y="{y + bar * 0.7:.1f}" '
             f'font-size="11">{value:g}{escape(unit)}</text>'
+        )
+    if target is not None:
+        x = label_width + (width - label_width - 80) * target / peak
+        parts.append(
+            f'<line x1="{x:.1f}" y1="{TOP - 4}" x2="{x:.1f}" y2="{height - 8}" stroke="#c53030" '
+            f'stroke-dasharray="5 3"><title>target {target:g}{escape(unit)}</title></line>'
         )
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '

@@ -7,12 +7,10 @@ decided: not its label, its confidence, its rationale, nor a reason that names i
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, Any
-from urllib.parse import urlencode
+from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from judgeloop.api.deps import EngineDep, SettingsDep
@@ -32,7 +30,9 @@ from judgeloop.store import (
     submit_review,
 )
 from judgeloop.store.queue import ReviewItemView
+from judgeloop.web import gate_pages
 from judgeloop.web.auth import ReviewerPost, ReviewerUser, WebUser
+from judgeloop.web.filters import FilterQuery, QueueFilter
 from judgeloop.web.rendering import page
 
 router = APIRouter()
@@ -45,47 +45,6 @@ NOTICES = {
     "released": "You released the item; it is back in the pool.",
     "signed-in": "Signed in.",
 }
-
-
-@dataclass(frozen=True)
-class QueueFilter:
-    """The batch a reviewer works in: one criterion, reason or cluster, or several."""
-
-    criterion: str | None = None
-    reason: str | None = None
-    cluster: int | None = None
-
-    @classmethod
-    def from_form(cls, form: dict[str, str]) -> QueueFilter:
-        """The filter carried by a form's hidden fields."""
-        cluster = form.get("cluster", "")
-        return cls(
-            criterion=form.get("criterion") or None,
-            reason=form.get("reason") or None,
-            cluster=int(cluster) if cluster.strip().lstrip("-").isdigit() else None,
-        )
-
-    def params(self) -> dict[str, str]:
-        """The filter as query parameters, empty ones left out."""
-        values = {"criterion": self.criterion, "reason": self.reason, "cluster": self.cluster}
-        return {name: str(value) for name, value in values.items() if value is not None}
-
-    def query(self, **extra: str) -> str:
-        """``?criterion=…`` (or an empty string) with ``extra`` parameters added."""
-        params = {**self.params(), **{k: v for k, v in extra.items() if v}}
-        return f"?{urlencode(params)}" if params else ""
-
-    def without(self, name: str) -> QueueFilter:
-        """The same filter with one dimension cleared."""
-        return QueueFilter(**{**self.__dict__, name: None})
-
-    def describe(self) -> str:
-        """The filter in words."""
-        parts = [f"{name} {value}" for name, value in self.params().items()]
-        return ", ".join(parts) if parts else "everything"
-
-
-FilterQuery = Annotated[str | None, Query(max_length=200)]
 
 
 def blind_reason(reason: str) -> str:
@@ -106,9 +65,16 @@ def _criteria_names(engine: EngineDep) -> dict[int, str]:
     return names
 
 
-def _row(item: QueueItem, criteria: dict[int, str], user: WebUser) -> dict[str, Any]:
+def _row(
+    item: QueueItem,
+    criteria: dict[int, str],
+    user: WebUser,
+    gates: dict[int, gate_pages.GateRow] | None = None,
+) -> dict[str, Any]:
     return {
         "id": item.id,
+        "kind": item.kind,
+        "gate": (gates or {}).get(item.id or -1),
         "criterion": criteria.get(item.criterion_id or -1, "–"),
         "reasons": [blind_reason(reason) for reason in item.reasons],
         "priority": item.priority,
@@ -142,6 +108,7 @@ def _groups(rows: list[dict[str, Any]], group: str | None) -> list[tuple[str, li
 def queue_page(
     request: Request,
     engine: EngineDep,
+    settings: SettingsDep,
     user: ReviewerUser,
     criterion: FilterQuery = None,
     reason: FilterQuery = None,
@@ -153,6 +120,7 @@ def queue_page(
     chosen = QueueFilter(criterion=criterion or None, reason=reason or None, cluster=cluster)
     criteria = _criteria_names(engine)
     error = None
+    gate_pages.apply_timeouts(request)
     with db_session(engine) as db:
         expire_leases(db)
         everything = list_queue(db, reviewer=user.key, status=LISTED_STATUSES, limit=QUEUE_LIMIT)
@@ -170,10 +138,11 @@ def queue_page(
             db.rollback()
             error = "; ".join(p.msg for p in problem.problems)
             items = []
-    rows = [_row(item, criteria, user) for item in items]
+        gates = gate_pages.gate_rows(db, items, settings)
+    rows = [_row(item, criteria, user, gates) for item in items]
     all_rows = [_row(item, criteria, user) for item in everything]
     facets = {
-        "criterion": Counter(row["criterion"] for row in all_rows),
+        "criterion": Counter(row["criterion"] for row in all_rows if row["kind"] != "gate"),
         "reason": Counter(reason for row in all_rows for reason in set(row["reasons"])),
         "cluster": Counter(row["cluster"] for row in all_rows if row["cluster"] is not None),
     }
@@ -190,6 +159,7 @@ def queue_page(
             "facets": {name: sorted(counts.items()) for name, counts in facets.items()},
             "notice": NOTICES.get(notice or ""),
             "error": error,
+            "gate_soft_minutes": gate_pages.soft_timeout_minutes(settings),
         },
         user=user,
         status_code=422 if error else 200,
@@ -290,6 +260,9 @@ def item_page(
     except NotFoundError as missing:
         return _not_found(request, user, str(missing))
     conflict = None
+    if view.kind == "gate":
+        gate_pages.apply_timeouts(request)  # an expired gate is done: nobody claims it
+        view = _view(engine, item_id, user)
     if not view.reviewed_by_you and view.status != "done":
         with db_session(engine) as db:
             expire_leases(db)  # an overdue item goes to seniors before anyone claims it
@@ -298,6 +271,10 @@ def item_page(
             except ConflictError as refused:
                 conflict = str(refused)
         view = _view(engine, item_id, user)
+    if view.kind == "gate":
+        return gate_pages.gate_item_page(
+            request, engine, settings, view, user, chosen, conflict=conflict
+        )
     return _item_page(
         request, view, user, chosen, conflict=conflict, status_code=409 if conflict else 200
     )
