@@ -127,11 +127,13 @@ def gate_public(db: DbSession, gate: Gate) -> GatePublic:
     """``gate`` with its rule and queue item, as returned."""
     assert gate.id is not None
     item = _item_of(db, gate.id)
+    rule = _rule_of(db, gate.id)
+    end_read(db)  # a reader: do not hold SQLite's write lock while the caller goes on
     return GatePublic(
         id=gate.id,
         status=gate.status,
         tier=gate.tier,
-        rule=_rule_of(db, gate.id),
+        rule=rule,
         reason=gate.reason,
         action_name=gate.action_name,
         arguments=dict(gate.arguments),
