@@ -22,8 +22,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session as DbSession
 
 from judgeloop.api.deps import EngineDep, SettingsDep
-from judgeloop.api.routers.gates import _expire as _apply_gate_timeouts
-from judgeloop.api.routers.gates import _schedule_callback as _call_back
+from judgeloop.api.routers.gates import apply_gate_timeouts as _apply_gate_timeouts
+from judgeloop.api.routers.gates import schedule_callback as _call_back
 from judgeloop.config import Settings
 from judgeloop.models import Gate, Message, QueueItem
 from judgeloop.store import ConflictError, InvalidInputError, NotFoundError, db_session

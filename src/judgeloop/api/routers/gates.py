@@ -106,7 +106,7 @@ def _rules(request: Request) -> GateRules:
     return rules
 
 
-def _expire(request: Request) -> None:
+def apply_gate_timeouts(request: Request) -> None:
     """Apply gate timeouts now (no scheduler needed) and call back for what expired."""
     settings = _settings(request)
     engine = _engine(request)
@@ -120,10 +120,11 @@ def _expire(request: Request) -> None:
             return
         views = [gate_public(db, gate) for gate in expired]
     for view in views:
-        _schedule_callback(engine, view)
+        schedule_callback(engine, view)
 
 
-def _schedule_callback(engine: Engine, view: GatePublic) -> None:
+def schedule_callback(engine: Engine, view: GatePublic) -> None:
+    """Tell the agent's callback URL about a decided gate, in the background (with retries)."""
     if view.callback_url:
         threading.Thread(
             target=deliver_callback, args=(engine, view), daemon=True, name=f"gate-{view.id}"
@@ -178,7 +179,7 @@ def create_gate(request: Request, key: PipelineKey, payload: GateCreate) -> Gate
             status.HTTP_413_CONTENT_TOO_LARGE,
             detail=f"state is {state_bytes} bytes; at most {settings.gate_max_state_bytes}",
         )
-    _expire(request)
+    apply_gate_timeouts(request)
     evaluation = evaluate(payload.action.name, payload.action.arguments, _rules(request))
     with db_session(_engine(request)) as db:
         gate: Gate = open_gate(
@@ -193,7 +194,7 @@ def create_gate(request: Request, key: PipelineKey, payload: GateCreate) -> Gate
         )
         view = gate_public(db, gate)
     if view.status != "pending":
-        _schedule_callback(_engine(request), view)
+        schedule_callback(_engine(request), view)
     return view
 
 
@@ -209,12 +210,12 @@ def read_gate(
 ) -> GatePublic:
     """The gate's status; with ``wait``, answers as soon as it is decided or expires."""
     deadline = time.monotonic() + wait
-    _expire(request)
+    apply_gate_timeouts(request)
     while True:
         view = _view(request, gate_id)
         if view.status == "pending" and view.expires_at and view.expires_at <= utc_now():
             # Expiring writes; the poll loop only does so when this gate is due.
-            _expire(request)
+            apply_gate_timeouts(request)
             view = _view(request, gate_id)
         if view.status != "pending" or time.monotonic() >= deadline:
             return view
@@ -227,7 +228,7 @@ def post_decision(
 ) -> GatePublic:
     """Approve, reject with a reason, or approve modified arguments; claims the gate first."""
     settings = _settings(request)
-    _expire(request)
+    apply_gate_timeouts(request)
     with db_session(_engine(request)) as db:
         view = gate_public(db, get_gate(db, gate_id))
         if view.status == "pending" and view.queue_item_id is not None:
@@ -246,5 +247,5 @@ def post_decision(
             modified_arguments=decision.modified_arguments,
         )
         view = gate_public(db, gate)
-    _schedule_callback(_engine(request), view)
+    schedule_callback(_engine(request), view)
     return view
