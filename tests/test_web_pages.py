@@ -196,6 +196,20 @@ def test_judges_page_asks_to_recalibrate_when_drift_alarms(
     assert "judgeloop recalibrate --judge resolved-judge" in page
 
 
+def test_a_long_queue_says_it_shows_only_the_most_urgent(
+    browser: httpx.Client, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import judgeloop.web.reviewer as reviewer_pages
+
+    for index in range(3):
+        queued_session(engine, external_id=f"s-{index}")
+    sign_in(browser, ui_key(engine, "reviewer", "rita"))
+    assert "3 items" in browser.get("/ui/queue").text
+    monkeypatch.setattr(reviewer_pages, "QUEUE_LIMIT", 2)
+    page = browser.get("/ui/queue").text
+    assert "the 2 most urgent items" in page and "More items are waiting" in page
+
+
 def test_logout_forgets_the_key(browser: httpx.Client, engine: Engine) -> None:
     key = ui_key(engine, "admin", "ada")
     sign_in(browser, key)

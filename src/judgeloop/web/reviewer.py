@@ -156,6 +156,8 @@ def queue_page(
             "groupings": GROUPINGS,
             "groups": _groups(rows, group),
             "count": len(rows),
+            "limit": QUEUE_LIMIT,
+            "truncated": len(everything) >= QUEUE_LIMIT,
             "facets": {name: sorted(counts.items()) for name, counts in facets.items()},
             "notice": NOTICES.get(notice or ""),
             "error": error,
