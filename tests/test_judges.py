@@ -118,10 +118,8 @@ def test_scoring_an_example_for_measurement_is_refused(demo_engine: Engine) -> N
         assert db.exec(select(Judgment)).first() is None
 
 
-def test_cascade_runs_the_strong_tier_only_below_the_threshold(
-    demo_engine: Engine, tmp_path: Path, stub_llm: StubLLM
-) -> None:
-    cheap = _derive(demo_engine, "resolved")
+def _write_tiers(judges_dir: Path, cheap: JudgeSpec, stub_llm: StubLLM) -> None:
+    """resolved/cheap.yaml (the classifier) and resolved/strong.yaml (an LLM on the stub)."""
     strong = cheap.model_copy(
         update={
             "name": "resolved-llm",
@@ -132,11 +130,18 @@ def test_cascade_runs_the_strong_tier_only_below_the_threshold(
             "confidence": cheap.confidence.model_copy(update={"method": "logprobs"}),
         }
     )
-    (tmp_path / "resolved").mkdir()
-    (tmp_path / "resolved" / "cheap.yaml").write_text(dump_spec(cheap))
-    (tmp_path / "resolved" / "strong.yaml").write_text(
+    (judges_dir / "resolved").mkdir()
+    (judges_dir / "resolved" / "cheap.yaml").write_text(dump_spec(cheap))
+    (judges_dir / "resolved" / "strong.yaml").write_text(
         dump_spec(JudgeSpec.model_validate(strong.model_dump()))
     )
+
+
+def test_cascade_runs_the_strong_tier_only_below_the_threshold(
+    demo_engine: Engine, tmp_path: Path, stub_llm: StubLLM
+) -> None:
+    cheap = _derive(demo_engine, "resolved")
+    _write_tiers(tmp_path, cheap, stub_llm)
     cascade = JudgeSpec(
         name="resolved-cascade",
         criterion=cheap.criterion,
@@ -175,21 +180,7 @@ def test_a_calibrated_tier_decides_by_its_calibrated_threshold(
     )
     lambda_ = calibrated.threshold.lambda_
     assert lambda_ is not None
-    strong = cheap.model_copy(
-        update={
-            "name": "resolved-llm",
-            "backend": "litellm",
-            "model": "openai/stub-judge",
-            "api_base": f"{stub_llm.url}/v1",
-            "classifier": None,
-            "confidence": cheap.confidence.model_copy(update={"method": "logprobs"}),
-        }
-    )
-    (tmp_path / "resolved").mkdir()
-    (tmp_path / "resolved" / "cheap.yaml").write_text(dump_spec(cheap))
-    (tmp_path / "resolved" / "strong.yaml").write_text(
-        dump_spec(JudgeSpec.model_validate(strong.model_dump()))
-    )
+    _write_tiers(tmp_path, cheap, stub_llm)
     # The spec's threshold of 0 would let the cheap tier decide everything; its calibration
     # (λ on calibrated confidence) overrides it.
     cascade = JudgeSpec(

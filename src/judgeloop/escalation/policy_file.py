@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -20,6 +18,7 @@ from pydantic import (
 )
 
 from judgeloop.config import get_settings
+from judgeloop.rulefiles import as_number, compile_pattern
 
 # The parts of a session a text rule can look at.
 Source = Literal["system", "user", "assistant", "tool", "tool_arguments", "metadata"]
@@ -35,14 +34,6 @@ CAPPABLE_REASONS = ("low_confidence", "uncalibrated", "drift", "audit")
 NEVER_CAPPED = ("safety", "judge_error")
 
 RuleName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+$", max_length=60)]
-
-
-@lru_cache(maxsize=1024)
-def _compile(pattern: str) -> re.Pattern[str]:
-    try:
-        return re.compile(pattern, re.IGNORECASE)
-    except re.error as error:
-        raise ValueError(f"invalid regular expression {pattern!r}: {error}") from error
 
 
 class TextRule(BaseModel):
@@ -61,12 +52,12 @@ class TextRule(BaseModel):
     @field_validator("pattern")
     @classmethod
     def _pattern_compiles(cls, pattern: str) -> str:
-        _compile(pattern)
+        compile_pattern(pattern)
         return pattern
 
     def search(self, text: str) -> bool:
         """Whether the pattern occurs in ``text``."""
-        return _compile(self.pattern).search(text) is not None
+        return compile_pattern(self.pattern).search(text) is not None
 
 
 class InjectionRule(TextRule):
@@ -98,42 +89,29 @@ class ToolRule(BaseModel):
     @field_validator("tool")
     @classmethod
     def _tool_compiles(cls, pattern: str) -> str:
-        _compile(pattern)
+        compile_pattern(pattern)
         return pattern
 
     @field_validator("arguments")
     @classmethod
-    def _arguments_compile(cls, patterns: dict[str, str]) -> dict[str, str]:
+    def _argumentscompile_pattern(cls, patterns: dict[str, str]) -> dict[str, str]:
         for pattern in patterns.values():
-            _compile(pattern)
+            compile_pattern(pattern)
         return patterns
 
     def matches(self, tool_name: str, arguments: dict[str, Any]) -> bool:
         """Whether a call of ``tool_name`` with ``arguments`` is risky under this rule."""
-        if _compile(self.tool).search(tool_name) is None:
+        if compile_pattern(self.tool).search(tool_name) is None:
             return False
         for key, pattern in self.arguments.items():
             value = arguments.get(key)
-            if value is None or _compile(pattern).search(str(value)) is None:
+            if value is None or compile_pattern(pattern).search(str(value)) is None:
                 return False
         for key, limit in self.above.items():
-            number = _as_number(arguments.get(key))
+            number = as_number(arguments.get(key))
             if number is None or number <= limit:
                 return False
         return True
-
-
-def _as_number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.replace(",", "").strip().lstrip("€$£"))
-        except ValueError:
-            return None
-    return None
 
 
 DEFAULT_RISKY_TOOLS: tuple[ToolRule, ...] = (

@@ -9,7 +9,6 @@ gates fail closed.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -25,6 +24,7 @@ from pydantic import (
 
 from judgeloop.config import get_settings
 from judgeloop.escalation.policy_file import describe_error
+from judgeloop.rulefiles import as_number, compile_pattern
 
 Tier = Literal["green", "yellow", "red"]
 GateStatus = Literal["approved", "pending", "rejected", "modified", "expired"]
@@ -38,14 +38,6 @@ _CONDITION = re.compile(
     r"^\s*(?:len\(\s*(?P<len_path>[A-Za-z_][\w.]*)\s*\)|(?P<path>[A-Za-z_][\w.]*))"
     r"\s*(?P<op>>=|<=|==|!=|>|<|~)\s*(?P<value>.+?)\s*$"
 )
-
-
-@lru_cache(maxsize=1024)
-def _compile(pattern: str) -> re.Pattern[str]:
-    try:
-        return re.compile(pattern, re.IGNORECASE)
-    except re.error as error:
-        raise ValueError(f"invalid regular expression {pattern!r}: {error}") from error
 
 
 class Condition(BaseModel):
@@ -74,10 +66,10 @@ class Condition(BaseModel):
             value = value[1:-1]
         op = match["op"]
         if op == "~":
-            _compile(value)
-        elif op in (">", ">=", "<", "<=") and _as_number(value) is None:
+            compile_pattern(value)
+        elif op in (">", ">=", "<", "<=") and as_number(value) is None:
             raise ValueError(f"condition {text!r}: {op} needs a number, got {value!r}")
-        if match["len_path"] and _as_number(value) is None:
+        if match["len_path"] and as_number(value) is None:
             raise ValueError(f"condition {text!r}: len(...) compares with a number")
         return cls(
             text=text,
@@ -98,8 +90,8 @@ class Condition(BaseModel):
             subject = len(subject)
         if self.op == "~":
             text = subject if isinstance(subject, str) else yaml.safe_dump(subject).strip()
-            return _compile(self.value).search(text) is not None
-        number, limit = _as_number(subject), _as_number(self.value)
+            return compile_pattern(self.value).search(text) is not None
+        number, limit = as_number(subject), as_number(self.value)
         if number is not None and limit is not None:
             return _compare(number, self.op, limit)
         if self.op in ("==", "!="):
@@ -127,19 +119,6 @@ def _lookup(arguments: dict[str, Any], path: tuple[str, ...]) -> tuple[bool, Any
     return True, value
 
 
-def _as_number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.replace(",", "").strip().lstrip("€$£"))
-        except ValueError:
-            return None
-    return None
-
-
 class GateRule(BaseModel):
     """Actions whose name matches ``action`` (and whose arguments meet ``when``) get ``tier``."""
 
@@ -159,7 +138,7 @@ class GateRule(BaseModel):
     @field_validator("action")
     @classmethod
     def _action_compiles(cls, pattern: str) -> str:
-        _compile(pattern)
+        compile_pattern(pattern)
         return pattern
 
     @field_validator("when", "require_human_if")
@@ -171,7 +150,7 @@ class GateRule(BaseModel):
 
     def matches(self, action: str, arguments: dict[str, Any]) -> bool:
         """Whether this rule applies to ``action`` called with ``arguments``."""
-        if _compile(self.action).search(action) is None:
+        if compile_pattern(self.action).search(action) is None:
             return False
         return all(Condition.parse(text).holds(arguments) is True for text in self.when)
 
