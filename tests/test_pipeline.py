@@ -10,6 +10,7 @@ from collections import Counter
 import httpx
 import pytest
 from sqlalchemy import Engine
+from sqlalchemy import delete as sa_delete
 from sqlmodel import col, func, select
 
 from judgeloop.calibration.calibrate import calibrate_judge
@@ -124,6 +125,9 @@ def test_a_crashed_batch_resumes_exactly_once(demo_engine: Engine) -> None:
     first.process(ids[:10], first.contexts())
     with db_session(demo_engine) as db:
         assert count_pending(db) == 20
+        # ...and, worse, after storing its decisions but before queueing their escalations.
+        db.execute(sa_delete(QueueItem))
+        db.commit()
     restarted = _worker(demo_engine, seed=1)
     assert restarted.drain() == 20
     version = Judgment.judge_version_id == spec.version

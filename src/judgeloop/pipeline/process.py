@@ -27,7 +27,7 @@ from judgeloop.judges.loading import load_inputs
 from judgeloop.judges.outcome import SessionInput
 from judgeloop.judges.render import render_transcript
 from judgeloop.judges.runner import judge_sessions, judgment_row
-from judgeloop.models import Decision
+from judgeloop.models import Decision, Judgment
 from judgeloop.pipeline.context import CriterionContext
 from judgeloop.store import add_judgments, db_session
 from judgeloop.store.decisions import (
@@ -101,8 +101,22 @@ async def _process_criterion(
         decided = decisions_for(db, sorted(inputs), version)
         judged = judgments_for(db, sorted(inputs), version)
     todo = [sid for sid in sorted(inputs) if sid not in decided]
-    if not todo:
-        return
+    if todo:
+        await _judge_and_decide(engine, context, inputs, todo, judged, options, report)
+    else:
+        _queue_escalations(engine, context, inputs, set(), options, report)
+
+
+async def _judge_and_decide(
+    engine: Engine,
+    context: CriterionContext,
+    inputs: dict[int, SessionInput],
+    todo: list[int],
+    judged: dict[int, Judgment],
+    options: PipelineOptions,
+    report: BatchReport,
+) -> None:
+    version = context.spec.version
     to_judge = [sid for sid in todo if sid not in judged]
     if to_judge:
         outcomes = await judge_sessions(context.judge, [inputs[sid] for sid in to_judge])
@@ -141,13 +155,33 @@ async def _process_criterion(
         rows.append(_decision_row(context, sid, judgment.id, judgment.label, decision, judgment))
     with db_session(engine) as db:
         created = add_decisions(db, rows, actor=options.actor)
-        new_decisions = [d for d in decisions_for(db, todo, version).values() if d.id in created]
-        for decision_row in sorted(new_decisions, key=lambda d: d.session_id):
-            _count(report, decision_row)
-            if decision_row.label is not None and context.reference_histogram:
-                observe_label(
-                    db, context.criterion_id, decision_row.label, context.reference_histogram
-                )
+    _queue_escalations(engine, context, inputs, created, options, report)
+
+
+def _queue_escalations(
+    engine: Engine,
+    context: CriterionContext,
+    inputs: dict[int, SessionInput],
+    created: set[int],
+    options: PipelineOptions,
+    report: BatchReport,
+) -> None:
+    """Queue every escalated decision of the batch (idempotently); count and observe new ones.
+
+    Decisions made before a crash but not yet queued are queued now: enqueue returns the
+    existing item for a decision that has one, so nothing is queued twice.
+    """
+    with db_session(engine) as db:
+        decisions = decisions_for(db, sorted(inputs), context.spec.version)
+        queued_any = False
+        for decision_row in sorted(decisions.values(), key=lambda d: d.session_id):
+            new = decision_row.id in created
+            if new:
+                _count(report, decision_row)
+                if decision_row.label is not None and context.reference_histogram:
+                    observe_label(
+                        db, context.criterion_id, decision_row.label, context.reference_histogram
+                    )
             if decision_row.outcome == "escalate":
                 enqueue(
                     db,
@@ -157,9 +191,10 @@ async def _process_criterion(
                     reviews_required=int(decision_row.detail.get("reviews_required", 1)),
                     hard_timeout=options.hard_timeout,
                 )
-                report.queued += 1
+                queued_any = True
+                report.queued += int(new)
         db.commit()
-        if any(d.outcome == "escalate" for d in new_decisions):
+        if queued_any and created:
             # Similar open sessions share a cluster, so a reviewer can work one kind at a time.
             assign_clusters(db, context.criterion_id)
 
