@@ -158,9 +158,9 @@ def _calibrate_and_activate(engine: Engine, specs: list[JudgeSpec]) -> list[Cali
 
 def _ensure_policy(judges_dir: Path) -> None:
     """Put the project's demo escalation policy beside the derived judges if none is there."""
-    from judgeloop.pipeline.build import policy_path
+    from judgeloop.escalation.policy_file import default_policy_path
 
-    if policy_path(get_settings()) is not None:
+    if default_policy_path(get_settings()) is not None:
         return
     shipped = Path(__file__).resolve().parents[3] / "judges" / "escalation.yaml"
     if shipped.is_file():

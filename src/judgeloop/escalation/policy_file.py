@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -17,8 +16,14 @@ from pydantic import (
     model_validator,
 )
 
-from judgeloop.config import get_settings
-from judgeloop.rulefiles import as_number, compile_pattern
+from judgeloop.config import Settings, get_settings
+from judgeloop.rulefiles import (
+    as_number,
+    compile_pattern,
+    describe_error,
+    read_rule_file,
+    rule_file_path,
+)
 
 # The parts of a session a text rule can look at.
 Source = Literal["system", "user", "assistant", "tool", "tool_arguments", "metadata"]
@@ -264,23 +269,10 @@ class PolicyFileError(ValueError):
     """A policy file that cannot be read or is not a valid policy."""
 
 
-def describe_error(error: ValidationError, *, prefix: str = "") -> str:
-    """One line naming each invalid field and what is wrong with it."""
-    parts = []
-    for detail in error.errors():
-        location = ".".join(str(part) for part in (prefix, *detail["loc"]) if part != "")
-        message = detail["msg"].removeprefix("Value error, ")
-        parts.append(f"{location}: {message}" if location else message)
-    return "; ".join(parts)
-
-
-def default_policy_path() -> Path | None:
+def default_policy_path(settings: Settings | None = None) -> Path | None:
     """The configured policy file, else ``escalation.yaml`` in the judges folder if present."""
-    settings = get_settings()
-    if settings.policy_file is not None:
-        return settings.policy_file
-    candidate = settings.judges_dir / "escalation.yaml"
-    return candidate if candidate.is_file() else None
+    settings = settings or get_settings()
+    return rule_file_path(settings.policy_file, settings.judges_dir, "escalation.yaml")
 
 
 def load_policy(path: Path | None = None) -> EscalationPolicy:
@@ -292,14 +284,9 @@ def load_policy(path: Path | None = None) -> EscalationPolicy:
     path = path if path is not None else default_policy_path()
     if path is None:
         return EscalationPolicy()
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as error:
-        raise PolicyFileError(f"{path}: {error}") from error
+    data = read_rule_file(path, PolicyFileError, expected="'defaults' and 'criteria'")
     if data is None:
         return EscalationPolicy()
-    if not isinstance(data, dict):
-        raise PolicyFileError(f"{path}: expected a mapping with 'defaults' and 'criteria'")
     # Top-level keys starting with "x-" hold YAML anchors shared by criteria; not policy fields.
     data = {key: value for key, value in data.items() if not str(key).startswith("x-")}
     try:

@@ -22,9 +22,14 @@ from pydantic import (
     field_validator,
 )
 
-from judgeloop.config import get_settings
-from judgeloop.escalation.policy_file import describe_error
-from judgeloop.rulefiles import as_number, compile_pattern
+from judgeloop.config import Settings, get_settings
+from judgeloop.rulefiles import (
+    as_number,
+    compile_pattern,
+    describe_error,
+    read_rule_file,
+    rule_file_path,
+)
 
 Tier = Literal["green", "yellow", "red"]
 GateStatus = Literal["approved", "pending", "rejected", "modified", "expired"]
@@ -253,14 +258,10 @@ class GateRulesFileError(ValueError):
     """A gates rules file that cannot be read or is not valid."""
 
 
-def default_rules_path() -> Path | None:
+def default_rules_path(settings: Settings | None = None) -> Path | None:
     """The configured rules file, else ``gates.yaml`` in the judges folder if present."""
-    settings = get_settings()
-    configured: Path | None = getattr(settings, "gates_file", None)
-    if configured is not None:
-        return configured
-    candidate = settings.judges_dir / "gates.yaml"
-    return candidate if candidate.is_file() else None
+    settings = settings or get_settings()
+    return rule_file_path(settings.gates_file, settings.judges_dir, "gates.yaml")
 
 
 def load_rules(path: Path | None = None) -> GateRules:
@@ -272,14 +273,9 @@ def load_rules(path: Path | None = None) -> GateRules:
     path = path if path is not None else default_rules_path()
     if path is None:
         return GateRules()
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as error:
-        raise GateRulesFileError(f"{path}: {error}") from error
+    data = read_rule_file(path, GateRulesFileError, expected="'rules' and 'timeouts'")
     if data is None:
         return GateRules()
-    if not isinstance(data, dict):
-        raise GateRulesFileError(f"{path}: expected a mapping with 'rules' and 'timeouts'")
     try:
         return GateRules.model_validate(data)
     except ValidationError as error:

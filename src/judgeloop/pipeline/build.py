@@ -3,29 +3,21 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 from sqlalchemy import Engine
 
 from judgeloop.config import Settings
 from judgeloop.escalation import load_policy
+from judgeloop.escalation.policy_file import default_policy_path
 from judgeloop.pipeline.process import PipelineOptions
 from judgeloop.pipeline.worker import Worker
-
-
-def policy_path(settings: Settings) -> Path | None:
-    """The policy file: the configured one, else escalation.yaml in the judges folder."""
-    if settings.policy_file is not None:
-        return settings.policy_file
-    candidate = settings.judges_dir / "escalation.yaml"
-    return candidate if candidate.is_file() else None
 
 
 def build_worker(settings: Settings, engine: Engine, *, actor: str = "pipeline") -> Worker:
     """The pipeline worker for ``settings``; judges load on first use, not here."""
     return Worker(
         engine=engine,
-        policy=load_policy(policy_path(settings)),
+        policy=load_policy(default_policy_path(settings)),
         judges_dir=settings.judges_dir,
         options=PipelineOptions(
             actor=actor, hard_timeout=timedelta(hours=settings.review_hard_timeout_hours)

@@ -21,6 +21,7 @@ from sqlalchemy.exc import OperationalError
 from judgeloop.api.deps import AnyRoleKey, PipelineKey, ReviewerKey, actor_of
 from judgeloop.config import Settings
 from judgeloop.gates import GateRules, evaluate, load_rules
+from judgeloop.gates.rules import default_rules_path
 from judgeloop.models import Gate
 from judgeloop.store import (
     GatePublic,
@@ -96,11 +97,7 @@ def _rules(request: Request) -> GateRules:
     # Loaded once per app, from the app's own settings (not the process environment).
     rules: GateRules | None = getattr(request.app.state, "gate_rules", None)
     if rules is None:
-        settings = _settings(request)
-        path = settings.gates_file
-        if path is None:
-            candidate = settings.judges_dir / "gates.yaml"
-            path = candidate if candidate.is_file() else None
+        path = default_rules_path(_settings(request))
         rules = load_rules(path) if path is not None else GateRules()
         request.app.state.gate_rules = rules
     return rules
