@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
@@ -13,6 +14,10 @@ from judgeloop.config import get_settings
 from judgeloop.judges.runner import LeakError, score
 from judgeloop.judges.spec import SpecError
 from judgeloop.store import InvalidInputError, NotFoundError
+
+if TYPE_CHECKING:
+    from judgeloop.calibration.compare import Comparison
+    from judgeloop.calibration.replay_compare import ReplayComparison
 
 
 def calibrate_command(
@@ -57,6 +62,28 @@ def calibrate_command(
         table.add_row(name, value)
     console.print(table)
     console.print(f"report: {out}   stored as calibration {result.calibration_id}")
+
+
+def _difference_table(result: Comparison | ReplayComparison, title: str) -> Table:
+    """Both judges' agreement and kappa with the paired differences; callers add rows."""
+    from judgeloop.calibration.report import interval_text
+
+    table = Table(
+        "", result.first.judge, result.second.judge, "difference (2nd - 1st)", title=title
+    )
+    table.add_row(
+        "agreement",
+        interval_text(result.first.agreement, True),
+        interval_text(result.second.agreement, True),
+        interval_text(result.agreement_difference, True),
+    )
+    table.add_row(
+        "Cohen's kappa",
+        interval_text(result.first.cohen_kappa),
+        interval_text(result.second.cohen_kappa),
+        interval_text(result.kappa_difference),
+    )
+    return table
 
 
 def _parse_floor(text: str) -> dict[str, float]:
@@ -142,24 +169,8 @@ def compare_command(
     if json_output:
         typer.echo(result.model_dump_json())
     else:
-        table = Table(
-            "",
-            result.first.judge,
-            result.second.judge,
-            "difference (2nd - 1st)",
-            title=f"{result.criterion}: {result.n} {partition} sessions judged by both",
-        )
-        table.add_row(
-            "agreement",
-            interval_text(result.first.agreement, True),
-            interval_text(result.second.agreement, True),
-            interval_text(result.agreement_difference, True),
-        )
-        table.add_row(
-            "Cohen's kappa",
-            interval_text(result.first.cohen_kappa),
-            interval_text(result.second.cohen_kappa),
-            interval_text(result.kappa_difference),
+        table = _difference_table(
+            result, f"{result.criterion}: {result.n} {partition} sessions judged by both"
         )
         table.add_row(
             "coverage at target",
@@ -221,7 +232,6 @@ def _compare_replay(
 ) -> None:
     """`judgeloop compare --replay FILE A B`: two recorded judges, same gates as stored ones."""
     from judgeloop.calibration.replay_compare import compare_replay_file, gate_reasons
-    from judgeloop.calibration.report import interval_text
 
     try:
         floors = _parse_floor(fail_below)
@@ -231,24 +241,8 @@ def _compare_replay(
     if json_output:
         typer.echo(result.model_dump_json())
     else:
-        table = Table(
-            "",
-            result.first.judge,
-            result.second.judge,
-            "difference (2nd - 1st)",
-            title=f"{path.name}: {result.n} items judged by both, against the human majority",
-        )
-        table.add_row(
-            "agreement",
-            interval_text(result.first.agreement, True),
-            interval_text(result.second.agreement, True),
-            interval_text(result.agreement_difference, True),
-        )
-        table.add_row(
-            "Cohen's kappa",
-            interval_text(result.first.cohen_kappa),
-            interval_text(result.second.cohen_kappa),
-            interval_text(result.kappa_difference),
+        table = _difference_table(
+            result, f"{path.name}: {result.n} items judged by both, against the human majority"
         )
         sides = (result.first, result.second)
         if result.alpha is not None and result.delta is not None:
