@@ -8,8 +8,17 @@ from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 
 from judgeloop.store import ConflictError, InvalidInputError, NotFoundError
+from judgeloop.store.retry import RETRY_AFTER_SECONDS, transient_cause
+
+
+_CHOICE_ERRORS = ("literal_error", "enum")
+
+
+def _shown(value: str, limit: int = 60) -> str:
+    return repr(value if len(value) <= limit else value[:limit] + "…")
 
 
 def _is_union_tag(part: object) -> bool:
@@ -38,6 +47,9 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
         error["msg"] = str(error.get("msg", "")).removeprefix("Value error, ")
         if error.get("type") == "json_invalid":
             error["msg"] = f"request body is not valid JSON: {error['msg']}"
+        elif error.get("type") in _CHOICE_ERRORS and isinstance(error.get("input"), str):
+            # "Input should be 'a' or 'b'" lists the choices; say what was sent as well.
+            error["msg"] = f"{error['msg']}, not {_shown(error['input'])}"
     return JSONResponse(
         status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
         content={"detail": jsonable_encoder(errors)},
@@ -66,9 +78,26 @@ async def conflict_handler(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=status.HTTP_409_CONFLICT, content={"detail": str(exc)})
 
 
+async def database_fault_handler(request: Request, exc: Exception) -> JSONResponse:
+    """503 with Retry-After naming the fault when the database is busy or unreachable.
+
+    Any other database error is a bug and stays a 500.
+    """
+    cause = transient_cause(exc)
+    if cause is None:
+        raise exc
+    return JSONResponse(
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        content={"detail": f"{cause}; retry in {RETRY_AFTER_SECONDS} s"},
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers above on ``app``."""
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(InvalidInputError, invalid_input_handler)
     app.add_exception_handler(NotFoundError, not_found_handler)
     app.add_exception_handler(ConflictError, conflict_handler)
+    app.add_exception_handler(sa_exc.DBAPIError, database_fault_handler)
+    app.add_exception_handler(sa_exc.TimeoutError, database_fault_handler)

@@ -1,4 +1,14 @@
-"""Database engines: SQLite (WAL, foreign keys, immediate transactions) or PostgreSQL."""
+"""Database engines: SQLite (WAL, foreign keys, immediate transactions) or PostgreSQL.
+
+Faults a transaction can meet, and what the engine does about them:
+
+- SQLite busy: every transaction takes the write lock at BEGIN IMMEDIATE and waits up to the
+  busy timeout for it (30 s, or ``?timeout=<seconds>`` in the URL), before it has done anything;
+  past that the error reaches the caller (the API answers 503 with Retry-After).
+- PostgreSQL connection lost (server restarted, backend terminated): the pool pings each
+  connection before handing it out and replaces dead ones, and a lost connection discards the
+  pool's other connections too; connecting is retried with doubling pauses (store/retry.py).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +21,8 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session as DbSession
 from sqlmodel import create_engine
 
+from judgeloop.store.retry import connect_with_retries
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -19,14 +31,35 @@ def make_engine(database_url: str, *, echo: bool = False) -> Engine:
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         return _make_sqlite_engine(database_url, echo=echo)
-    return create_engine(database_url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_engine(
+        database_url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20
+    )
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        return connect_with_retries(dialect, cargs, cparams)
+
+    return engine
+
+
+def sqlite_busy_timeout_ms(database_url: str) -> int:
+    """The busy timeout of a SQLite URL: its ``timeout`` query (seconds) or the default."""
+    timeout = make_url(database_url).query.get("timeout")
+    if timeout is None:
+        return SQLITE_BUSY_TIMEOUT_MS
+    try:
+        seconds = float(timeout if isinstance(timeout, str) else timeout[0])
+    except ValueError:
+        raise ValueError(f"database URL: timeout={timeout!r} is not a number of seconds") from None
+    return max(0, round(seconds * 1000))
 
 
 def _make_sqlite_engine(database_url: str, *, echo: bool) -> Engine:
+    busy_timeout_ms = sqlite_busy_timeout_ms(database_url)
     engine = create_engine(
         database_url,
         echo=echo,
-        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
     )
 
     @event.listens_for(engine, "connect")
@@ -37,7 +70,7 @@ def _make_sqlite_engine(database_url: str, *, echo: bool) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
