@@ -9,11 +9,14 @@ from sqlmodel import SQLModel
 
 import judgeloop.models  # noqa: F401
 from judgeloop.store import current_revision
+from judgeloop.store.migrate import owned_by_judgeloop
 
 
 def test_migrated_schema_matches_the_models(engine: Engine) -> None:
     with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": False})
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": False, "include_name": owned_by_judgeloop}
+        )
         differences = compare_metadata(context, SQLModel.metadata)
     assert differences == [], f"write a migration for: {differences}"
 

@@ -620,6 +620,16 @@ class DriftMonitor(SQLModel, table=True):
     updated_at: datetime = SQLField(default_factory=utc_now, sa_type=UTCDateTime)
 
 
+class RateLimitBucket(SQLModel, table=True):
+    """A token bucket shared by every process, e.g. the LLM requests left for one model."""
+
+    __tablename__ = "rate_limit_buckets"
+
+    key: str = SQLField(primary_key=True, max_length=200)
+    tokens: float = SQLField(description="Requests that may start now; refills continuously.")
+    updated_at: datetime = SQLField(sa_type=UTCDateTime)
+
+
 # --------------------------------------------------------------------------- access
 
 

@@ -5,6 +5,7 @@ from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
 import judgeloop.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from judgeloop.store.migrate import owned_by_judgeloop
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -20,6 +21,7 @@ def run_migrations() -> None:
             target_metadata=target_metadata,
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
+            include_name=owned_by_judgeloop,
         )
         with context.begin_transaction():
             context.run_migrations()
