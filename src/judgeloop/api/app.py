@@ -21,6 +21,7 @@ from judgeloop.api.routers import (
     queue,
     sessions,
 )
+from judgeloop.api.security_headers import SecurityHeadersMiddleware
 from judgeloop.config import Settings, get_settings
 from judgeloop.pipeline.build import build_worker
 from judgeloop.pipeline.worker import WorkerThread
@@ -59,6 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.worker = worker
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # Added last, so outermost: its headers reach the limit middleware's 413 and 422 too.
+    app.add_middleware(SecurityHeadersMiddleware)
     install_error_handlers(app)
     for module in (health, sessions, labels, criteria, judges, keys, queue, judge):
         app.include_router(module.router)

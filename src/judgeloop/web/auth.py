@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, urlsplit
 from fastapi import Depends, HTTPException, Request, status
 
 from judgeloop.api.deps import EngineDep
+from judgeloop.api.json_checks import text_problem
 from judgeloop.models import ApiKey
 from judgeloop.store import authenticate, db_session
 
@@ -135,7 +136,15 @@ async def form_fields(request: Request) -> dict[str, str]:
             detail="the web UI accepts application/x-www-form-urlencoded forms only",
         )
     body = (await request.body()).decode("utf-8", errors="replace")
-    return dict(parse_qsl(body, keep_blank_values=True))
+    fields = dict(parse_qsl(body, keep_blank_values=True))
+    problems = [
+        {"loc": ["form", name], "msg": problem, "type": "string_unstorable"}
+        for name, value in fields.items()
+        if (problem := text_problem(name) or text_problem(value))
+    ]
+    if problems:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=problems)
+    return fields
 
 
 FormDep = Annotated[dict[str, str], Depends(form_fields)]
