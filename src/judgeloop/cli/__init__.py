@@ -4,7 +4,7 @@ import os
 
 import typer
 
-from judgeloop.cli import bench, db, feedback, gates, imports, judges, keys
+from judgeloop.cli import audit, bench, db, feedback, gates, imports, judges, keys
 from judgeloop.cli.calibrate import calibrate_command, compare_command
 from judgeloop.cli.datasets import import_dataset_command
 from judgeloop.cli.demo import demo_command
@@ -26,6 +26,7 @@ app.add_typer(imports.app, name="import")
 app.add_typer(keys.app, name="keys")
 app.add_typer(judges.app, name="judges")
 app.add_typer(bench.app, name="bench")
+app.add_typer(audit.app, name="audit")
 app.command("derive")(derive_command)
 app.command("score")(score_command)
 app.command("calibrate")(calibrate_command)

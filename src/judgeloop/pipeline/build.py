@@ -15,10 +15,12 @@ from judgeloop.pipeline.worker import Worker
 
 def build_worker(settings: Settings, engine: Engine, *, actor: str = "pipeline") -> Worker:
     """The pipeline worker for ``settings``; judges load on first use, not here."""
+    policy_path = default_policy_path(settings)
     return Worker(
         engine=engine,
-        policy=load_policy(default_policy_path(settings)),
+        policy=load_policy(policy_path),
         judges_dir=settings.judges_dir,
+        policy_path=policy_path,
         options=PipelineOptions(
             actor=actor, hard_timeout=timedelta(hours=settings.review_hard_timeout_hours)
         ),

@@ -28,6 +28,7 @@ from judgeloop.pipeline.context import (
 )
 from judgeloop.pipeline.process import BatchReport, PipelineOptions, process_sessions
 from judgeloop.store import db_session, get_judge_version
+from judgeloop.store.audit import record_rules_in_effect
 from judgeloop.store.decisions import DONE, mark_sessions, pending_session_ids
 
 log = logging.getLogger(__name__)
@@ -40,11 +41,13 @@ class Worker:
     engine: Engine
     policy: EscalationPolicy
     judges_dir: Path | None = None
+    policy_path: Path | None = None
     batch_size: int = 32
     options: PipelineOptions = field(default_factory=PipelineOptions)
     _contexts: list[CriterionContext] = field(default_factory=list, init=False)
     _signature: tuple[tuple[str, int | None], ...] | None = field(default=None, init=False)
     _load_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _policy_recorded: bool = field(default=False, init=False)
     _by_version: dict[tuple[str, int | None], CriterionContext] = field(
         default_factory=dict, init=False
     )
@@ -55,9 +58,25 @@ class Worker:
             with db_session(self.engine) as db:
                 current = signature(db)
             if current != self._signature:
+                self._record_policy()
                 self._contexts = load_contexts(self.engine, self.policy, judges_dir=self.judges_dir)
                 self._signature = current
             return self._contexts
+
+    def _record_policy(self) -> None:
+        # Once per worker (its policy is fixed for its life): the audit trail shows which
+        # policy was applied from when, and records nothing when it did not change.
+        if self._policy_recorded:
+            return
+        with db_session(self.engine) as db:
+            record_rules_in_effect(
+                db,
+                actor=self.options.actor,
+                kind="escalation_policy",
+                path=self.policy_path,
+                rules=self.policy.model_dump(mode="json"),
+            )
+        self._policy_recorded = True
 
     def context_for(self, version: str) -> CriterionContext:
         """The context of any registered version (active or not), cached per calibration."""

@@ -23,7 +23,14 @@ def add_calibration(db: DbSession, *, actor: str, **values: Any) -> Calibration:
         action="calibration.create",
         target_type="judge_version",
         target_id=row.judge_version_id,
-        detail={"calibration_id": row.id, "threshold": row.threshold, "coverage": row.coverage},
+        detail={
+            "calibration_id": row.id,
+            "method": row.method,
+            "alpha": row.alpha,
+            "delta": row.delta,
+            "threshold": row.threshold,
+            "coverage": row.coverage,
+        },
     )
     db.commit()
     return row

@@ -117,9 +117,11 @@ def activate_judge_version(db: DbSession, version: str, *, actor: str) -> JudgeV
             JudgeVersion.active == True,  # noqa: E712 (SQL expression)
         )
     )
+    replaced = []
     for other in others:
         other.active = False
         db.add(other)
+        replaced.append(other.id)
     if not row.active:
         row.active = True
         db.add(row)
@@ -129,7 +131,7 @@ def activate_judge_version(db: DbSession, version: str, *, actor: str) -> JudgeV
             action="judge_version.activate",
             target_type="judge_version",
             target_id=version,
-            detail={"name": row.name},
+            detail={"name": row.name, "replaced": replaced},
         )
     db.commit()
     db.refresh(row)

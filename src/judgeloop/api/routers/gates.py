@@ -33,7 +33,7 @@ from judgeloop.store import (
     get_gate,
     open_gate,
 )
-from judgeloop.store.audit import record_event
+from judgeloop.store.audit import record_event, record_rules_in_effect
 from judgeloop.types import utc_now
 
 router = APIRouter(prefix="/v1/gates", tags=["gates"])
@@ -99,6 +99,10 @@ def _rules(request: Request) -> GateRules:
     if rules is None:
         path = default_rules_path(_settings(request))
         rules = load_rules(path) if path is not None else GateRules()
+        with db_session(_engine(request)) as db:
+            record_rules_in_effect(
+                db, actor="api", kind="gate_rules", path=path, rules=rules.model_dump(mode="json")
+            )
         request.app.state.gate_rules = rules
     return rules
 
