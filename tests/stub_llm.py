@@ -6,7 +6,8 @@ server also counts requests in flight so that tests can check bounded concurrenc
 
 Replies cover what real providers do: text content, tool calls (instructor's TOOLS mode),
 OpenAI-format logprobs, usage, 429 with Retry-After, 5xx, slow answers (client timeouts),
-dropped connections and malformed bodies.
+dropped connections, malformed or truncated bodies, refusals (OpenAI's ``refusal`` field,
+``content_filter`` stops) and answers cut off at the token limit (``finish_reason: length``).
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ class StubReply:
     delay_s: float = 0.0
     drop: bool = False
     raw_body: bytes | None = None
+    refusal: str | None = None
+    finish_reason: str | None = None
 
     @classmethod
     def verdict(
@@ -76,6 +79,16 @@ class StubReply:
     def server_error(cls, status: int = 500) -> StubReply:
         """A 5xx error."""
         return cls(status=status)
+
+    @classmethod
+    def refused(cls, text: str = "I'm sorry, but I can't help with that.") -> StubReply:
+        """A refusal as OpenAI sends it: no content, the reason in ``message.refusal``."""
+        return cls(refusal=text, finish_reason="stop")
+
+    @classmethod
+    def truncated(cls, text: str = '{"rationale": "The customer was help') -> StubReply:
+        """An answer cut off at ``max_tokens``: partial text, ``finish_reason: length``."""
+        return cls(content=text, finish_reason="length")
 
 
 class StubLLM:
@@ -215,6 +228,9 @@ def completion_body(reply: StubReply, request: dict[str, Any]) -> dict[str, Any]
             message["content"] = text
     if message["content"] is None and reply.logprobs and "tool_calls" not in message:
         message["content"] = "".join(next(iter(position)) for position in reply.logprobs)
+    if reply.refusal is not None:
+        message["refusal"] = reply.refusal
+    finish_reason = reply.finish_reason or finish_reason
     choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": finish_reason}
     if reply.logprobs is not None:
         choice["logprobs"] = {"content": [_position(position) for position in reply.logprobs]}

@@ -69,6 +69,23 @@ class Settings(BaseSettings):
     gate_daily_target: int = Field(
         default=10, ge=0, description="Target human gate decisions per day (approval fatigue)."
     )
+    judge_retry_backoff_seconds: float = Field(
+        default=0.5,
+        ge=0,
+        description="First wait before retrying a failed LLM judge call (doubles, jittered); "
+        "a provider's Retry-After takes precedence.",
+    )
+    judge_circuit_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Consecutive failed requests to one model (timeouts, 429, 5xx, dropped "
+        "connections, auth) that open its circuit breaker: calls then fail fast.",
+    )
+    judge_circuit_cooldown_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="How long an open circuit breaker fails fast before one trial call.",
+    )
     litellm_local_cost_map: bool = Field(
         default=True,
         description="Use litellm's packaged price map instead of fetching it at import.",

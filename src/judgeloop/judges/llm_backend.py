@@ -10,8 +10,12 @@ Two kinds of call serve the confidence methods (see ``judges.confidence``):
 
 Every HTTP call goes through one transport that holds the shared semaphore only while the
 request is in flight, retries 429/5xx/timeouts/connection errors with exponential backoff (or
-the provider's ``Retry-After``), and adds up tokens and cost. ``judge`` never raises: a call
-that still fails becomes ``JudgeOutcome.failed("<kind>: <message>")``.
+the provider's ``Retry-After``), and adds up tokens and cost. Before each request it asks the
+model's circuit breaker (``judges.circuit``): while the provider keeps failing, calls fail fast
+with kind ``circuit_open`` and no request is sent. A refusal (``message.refusal`` or a
+``content_filter`` stop) is not re-asked: it fails with kind ``refused``. ``judge`` never
+raises: a call that still fails becomes ``JudgeOutcome.failed("<kind>: <message>")``, which the
+escalation policy sends to a person with reason ``judge_error``.
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ from typing import Any, Literal
 from jinja2 import TemplateError
 from pydantic import BaseModel, Field, ValidationError, create_model, field_validator
 
+from judgeloop.config import get_settings
 from judgeloop.judges.cache import CacheKey, VerdictCache
+from judgeloop.judges.circuit import CircuitBreaker, CircuitOpenError, breaker_for
 from judgeloop.judges.confidence import (
     JudgeCallError,
     Measurement,
@@ -52,6 +58,8 @@ _BACKOFF_CAP_S = 30.0
 # A provider may ask for long pauses; a judge call waits at most this long per retry.
 _RETRY_AFTER_CAP_S = 120.0
 _MESSAGE_LIMIT = 300
+# Failures that say the provider (not this session) is unwell: they count towards the breaker.
+_PROVIDER_FAILURES = frozenset({"timeout", "rate_limited", "connection", "server_error", "auth"})
 
 
 def _litellm() -> Any:
@@ -129,7 +137,8 @@ class LiteLLMBackend:
         *,
         cache: VerdictCache | None = None,
         semaphore: asyncio.Semaphore | None = None,
-        retry_backoff_s: float = 0.5,
+        retry_backoff_s: float | None = None,
+        circuit: CircuitBreaker | None = None,
     ) -> None:
         if not spec.model:
             raise ValueError(f"judge {spec.name!r} has no model for litellm")
@@ -137,7 +146,12 @@ class LiteLLMBackend:
         self.examples = list(examples)
         self.cache = cache
         self.semaphore = semaphore
-        self.retry_backoff_s = retry_backoff_s
+        self.retry_backoff_s = (
+            get_settings().judge_retry_backoff_seconds
+            if retry_backoff_s is None
+            else retry_backoff_s
+        )
+        self.circuit = circuit or breaker_for(spec.model, spec.api_base)
         self._verdict_models = {
             verbalized: verdict_model(spec.criterion, verbalized=verbalized)
             for verbalized in (False, True)
@@ -263,18 +277,40 @@ class LiteLLMBackend:
         request = {**self._base_params(), **params}
         for attempt in range(self.spec.decoding.max_retries + 1):
             try:
+                trial = self.circuit.before_call()
+            except CircuitOpenError as error:
+                raise JudgeCallError("circuit_open", str(error)) from error
+            try:
                 async with self.semaphore or contextlib.nullcontext():
                     response = await litellm.acompletion(**request)
             except Exception as error:
                 kind, retryable = _classify(error)
+                self._record(kind, trial)
                 if not retryable or attempt == self.spec.decoding.max_retries:
                     raise JudgeCallError(kind, _one_line(error)) from error
                 # Sleep outside the semaphore so that waiting frees the slot for others.
                 await asyncio.sleep(self._retry_delay(error, attempt))
                 continue
+            except BaseException:
+                # Cancelled mid-request: the trial says nothing about the provider.
+                if trial:
+                    self.circuit.release_trial()
+                raise
+            self.circuit.record_success()
             ledger.record(response)
+            refusal = _refusal(response)
+            if refusal is not None:
+                raise JudgeCallError("refused", refusal)
             return response
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _record(self, kind: str, trial: bool) -> None:
+        """Tell the breaker how the request went; only provider failures count against it."""
+        if kind in _PROVIDER_FAILURES:
+            self.circuit.record_failure(trial=trial)
+        else:
+            # The provider answered (e.g. 400 for this session's request): it is reachable.
+            self.circuit.record_success()
 
     def _base_params(self) -> dict[str, Any]:
         decoding = self.spec.decoding
@@ -426,6 +462,23 @@ def _content(response: Any) -> str:
     if not choices:
         return ""
     return str(_field(_field(choices[0], "message"), "content") or "")
+
+
+def _refusal(response: Any) -> str | None:
+    """The model's refusal to judge, if it refused (OpenAI ``refusal``, ``content_filter``)."""
+    choices = _field(response, "choices") or []
+    if not choices:
+        return None
+    message = _field(choices[0], "message")
+    # litellm moves OpenAI's message.refusal into provider_specific_fields.
+    refusal = _field(message, "refusal") or _field(
+        _field(message, "provider_specific_fields"), "refusal"
+    )
+    if refusal:
+        return _one_line(Exception(f"the model refused: {refusal}"))
+    if _field(choices[0], "finish_reason") == "content_filter" and not _content(response):
+        return "the provider's content filter stopped the answer"
+    return None
 
 
 def _token_positions(response: Any) -> list[TokenPosition]:
