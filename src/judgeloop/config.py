@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, PositiveFloat
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -45,6 +45,33 @@ class Settings(BaseSettings):
     )
     worker_poll_seconds: float = Field(
         default=0.5, gt=0, description="How often an idle worker looks for pending sessions."
+    )
+    worker_concurrency: int = Field(
+        default=4, ge=1, description="Scoring jobs one worker runs at once (PostgreSQL)."
+    )
+    worker_job_size: int = Field(
+        default=32,
+        ge=1,
+        description="Sessions per scoring job (PostgreSQL): accepted sessions are deferred "
+        "in jobs of at most this many.",
+    )
+    worker_stalled_seconds: float = Field(
+        default=30,
+        gt=0,
+        description="A worker without a heartbeat for this long counts as dead and its jobs "
+        "go to another worker (PostgreSQL); heartbeats come four times per period.",
+    )
+    worker_sweep_seconds: float = Field(
+        default=10,
+        gt=0,
+        description="How often workers retry dead workers' jobs and defer jobs for sessions "
+        "left pending without one, once they are this old (PostgreSQL).",
+    )
+    llm_requests_per_minute: dict[str, PositiveFloat] = Field(
+        default_factory=dict,
+        description='Requests per minute per litellm model, e.g. {"openai/gpt-4o-mini": 500} '
+        '("*": any other model), shared by every process through the database; empty: '
+        "no limit.",
     )
     review_lease_minutes: float = Field(
         default=15, gt=0, description="A claim's soft timeout: the item returns to the pool."

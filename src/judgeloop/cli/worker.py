@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 
 import typer
@@ -12,24 +14,57 @@ from judgeloop.config import get_settings
 
 def worker_command(
     once: bool = typer.Option(False, "--once", help="Process what is pending, then exit."),
-    batch_size: int = typer.Option(32, min=1, help="Sessions taken per batch."),
+    batch_size: int = typer.Option(
+        32,
+        min=1,
+        help="Sessions taken per batch (SQLite; on PostgreSQL: JUDGELOOP_WORKER_JOB_SIZE).",
+    ),
+    concurrency: int | None = typer.Option(
+        None, min=1, help="Jobs run at once (PostgreSQL; default JUDGELOOP_WORKER_CONCURRENCY)."
+    ),
 ) -> None:
     """Score pending sessions with the active judges and escalate per the policy.
 
-    Run several on PostgreSQL to share the work; `judgeloop serve` runs one in-process unless
-    JUDGELOOP_WORKER=false.
+    On PostgreSQL, run any number of these, on any machines: they share the scoring jobs that
+    accepting sessions defers (procrastinate), and a worker that dies (even kill -9) has its
+    jobs finished by the others after JUDGELOOP_WORKER_STALLED_SECONDS. SIGTERM or Ctrl+C
+    finishes the running jobs, then exits. On SQLite, run one (or none: `judgeloop serve`
+    runs one in-process unless JUDGELOOP_WORKER=false).
     """
+    from dataclasses import replace
+
     from judgeloop.pipeline.build import build_worker
+    from judgeloop.pipeline.jobs import run_jobs
     from judgeloop.store import db_session
     from judgeloop.store.decisions import count_pending
 
+    # Operators read a worker's log: what it retried and swept, and warnings (procrastinate
+    # warns of failed jobs); not a line per job or per LLM call.
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("judgeloop").setLevel(logging.INFO)
     settings = get_settings()
     engine = open_engine()
     worker = build_worker(settings, engine, actor="worker")
     worker.batch_size = batch_size
-    if once:
+    with db_session(engine) as db:
+        pending = count_pending(db)
+    if worker.jobs is not None:
+        jobs = worker.jobs if concurrency is None else replace(worker.jobs, concurrency=concurrency)
+        if once:
+            console.print(f"{pending} sessions pending", highlight=False)
+        else:
+            console.print(
+                f"worker running up to {jobs.concurrency} scoring jobs at once "
+                f"({pending} sessions pending); Ctrl+C to stop",
+                highlight=False,
+            )
+        asyncio.run(run_jobs(worker, jobs, wait=not once))
         with db_session(engine) as db:
-            pending = count_pending(db)
+            console.print(f"{count_pending(db)} sessions pending", highlight=False)
+        return
+    if once:
         console.print(f"{pending} sessions pending", highlight=False)
         done = worker.drain()
         console.print(f"processed {done} sessions", highlight=False)

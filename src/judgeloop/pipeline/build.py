@@ -1,4 +1,4 @@
-"""A Worker configured from Settings (policy file, judges folder, review timeouts)."""
+"""A Worker configured from Settings (policy file, judges folder, review timeouts, jobs)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,16 @@ from sqlalchemy import Engine
 from judgeloop.config import Settings
 from judgeloop.escalation import load_policy
 from judgeloop.escalation.policy_file import default_policy_path
+from judgeloop.pipeline.jobs import JobOptions, uses_jobs
 from judgeloop.pipeline.process import PipelineOptions
 from judgeloop.pipeline.worker import Worker
 
 
 def build_worker(settings: Settings, engine: Engine, *, actor: str = "pipeline") -> Worker:
-    """The pipeline worker for ``settings``; judges load on first use, not here."""
+    """The pipeline worker for ``settings``; judges load on first use, not here.
+
+    On PostgreSQL it scores through procrastinate jobs (see ``pipeline.jobs``).
+    """
     policy_path = default_policy_path(settings)
     return Worker(
         engine=engine,
@@ -24,4 +28,5 @@ def build_worker(settings: Settings, engine: Engine, *, actor: str = "pipeline")
         options=PipelineOptions(
             actor=actor, hard_timeout=timedelta(hours=settings.review_hard_timeout_hours)
         ),
+        jobs=JobOptions.from_settings(settings) if uses_jobs(engine) else None,
     )

@@ -1,15 +1,22 @@
-"""The scoring worker: takes pending sessions, runs the pipeline, marks them done.
+"""The scoring worker: runs the pipeline on pending sessions and marks them done.
 
 In-process (a thread started by `judgeloop serve`) or as its own process (`judgeloop worker`).
-On PostgreSQL each batch is taken with ``FOR UPDATE SKIP LOCKED`` inside a transaction that
-stays open until the batch is marked done, so several workers share the work and a worker that
-dies releases its batch to the others. On SQLite one worker at a time is assumed; a second one
-would only repeat idempotent work.
+
+- PostgreSQL: accepted sessions become procrastinate jobs (``Worker.enqueue``), which any
+  number of worker processes on any machines take (``pipeline.jobs``); a killed worker's jobs
+  go to another one.
+- SQLite (one machine): the worker polls for pending sessions (``run_once``); a second worker
+  would only repeat idempotent work.
+
+``drain`` (also `judgeloop demo` and tests) processes everything pending directly, on
+PostgreSQL taking batches with ``FOR NO KEY UPDATE SKIP LOCKED`` so that drains running at once
+share the work.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Sequence
@@ -26,10 +33,12 @@ from judgeloop.pipeline.context import (
     load_contexts,
     signature,
 )
+from judgeloop.pipeline.jobs import JobOptions, run_jobs
 from judgeloop.pipeline.process import BatchReport, PipelineOptions, process_sessions
 from judgeloop.store import db_session, get_judge_version
 from judgeloop.store.audit import record_rules_in_effect
 from judgeloop.store.decisions import DONE, mark_sessions, pending_session_ids
+from judgeloop.store.jobs import defer_scoring
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +53,8 @@ class Worker:
     policy_path: Path | None = None
     batch_size: int = 32
     options: PipelineOptions = field(default_factory=PipelineOptions)
+    jobs: JobOptions | None = None
+    """Set (on PostgreSQL) when scoring goes through procrastinate jobs."""
     _contexts: list[CriterionContext] = field(default_factory=list, init=False)
     _signature: tuple[tuple[str, int | None], ...] | None = field(default=None, init=False)
     _load_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
@@ -107,6 +118,27 @@ class Worker:
         chosen = self.contexts() if contexts is None else contexts
         return asyncio.run(process_sessions(self.engine, chosen, session_ids, options))
 
+    def enqueue(self, session_ids: Sequence[int]) -> None:
+        """See that newly accepted sessions get scored: with jobs, defer them now.
+
+        Without jobs the polling loop finds pending sessions by itself.
+        """
+        if self.jobs is not None and session_ids:
+            defer_scoring(self.engine, session_ids, job_size=self.jobs.job_size)
+
+    async def score_job(self, session_ids: Sequence[int]) -> int:
+        """One job's work: score ``session_ids`` with every active judge and mark them done.
+
+        Runs in the job worker's event loop (litellm keeps per-loop state, so jobs share one
+        loop rather than each running its own in a thread). With no active judge nothing
+        happens: the sessions stay pending for a later job.
+        """
+        contexts = await asyncio.to_thread(self.contexts)
+        if not contexts:
+            return 0
+        report = await process_sessions(self.engine, contexts, session_ids, self.options)
+        return report.sessions
+
     def run_once(self) -> int:
         """Take one batch of pending sessions and process it; return how many there were."""
         if self.engine.dialect.name != "postgresql":
@@ -138,16 +170,21 @@ class Worker:
 
 
 class WorkerThread(threading.Thread):
-    """Runs a Worker in the background until stopped."""
+    """Runs a Worker in the background until stopped: its jobs if it has them, else polling."""
 
     def __init__(self, worker: Worker, *, poll_seconds: float = 0.5) -> None:
         super().__init__(name="judgeloop-worker", daemon=True)
         self.worker = worker
         self.poll_seconds = poll_seconds
         self.stopping = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
 
     def run(self) -> None:
         """Loop: a batch when there is one, else wait; errors are logged, never fatal."""
+        if self.worker.jobs is not None:
+            self._run_jobs(self.worker.jobs)
+            return
         while not self.stopping.is_set():
             try:
                 busy = self.worker.run_once()
@@ -157,7 +194,28 @@ class WorkerThread(threading.Thread):
             if not busy:
                 self.stopping.wait(self.poll_seconds)
 
+    def _run_jobs(self, options: JobOptions) -> None:
+        async def jobs() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._task = asyncio.current_task()
+            if not self.stopping.is_set():  # a stop that came before the task existed
+                await run_jobs(self.worker, options, install_signal_handlers=False)
+
+        while not self.stopping.is_set():
+            try:
+                asyncio.run(jobs())
+            except asyncio.CancelledError:
+                return  # stop(): the running jobs were finished first
+            except Exception:  # noqa: BLE001 (e.g. the database away: retry, never die)
+                log.exception("job worker failed; restarting after a pause")
+                self.stopping.wait(self.poll_seconds)
+
     def stop(self, timeout: float = 30) -> None:
-        """Ask the loop to finish its batch and wait for it."""
+        """Ask the loop to finish its batch (or running jobs) and wait for it."""
         self.stopping.set()
+        loop, task = self._loop, self._task
+        if loop is not None and task is not None and not loop.is_closed():
+            # Cancelling run_worker_async is procrastinate's way to stop a worker gracefully.
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(task.cancel)
         self.join(timeout)

@@ -64,7 +64,9 @@ def post_sessions(
         )
     results = add_sessions(db, batch, actor=actor_of(key), pipeline_status=PENDING)
     accepted = [_accepted(row, created) for row, created in results]
-    if wait:
+    if not wait:  # on PostgreSQL: jobs for the worker processes (a crash here is swept up)
+        request.app.state.worker.enqueue([a.id for a in accepted if a.created])
+    else:
         db.close()  # the pipeline opens its own sessions; this one must not hold a lock
         ids = [a.id for a in accepted]
         request.app.state.worker.process(ids)
