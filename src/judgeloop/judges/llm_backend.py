@@ -34,6 +34,7 @@ from jinja2 import TemplateError
 from pydantic import BaseModel, Field, ValidationError, create_model, field_validator
 
 from judgeloop.config import get_settings
+from judgeloop.judges import rate_limit
 from judgeloop.judges.cache import CacheKey, VerdictCache
 from judgeloop.judges.circuit import CircuitBreaker, CircuitOpenError, breaker_for
 from judgeloop.judges.confidence import (
@@ -276,6 +277,7 @@ class LiteLLMBackend:
         litellm = _litellm()
         request = {**self._base_params(), **params}
         for attempt in range(self.spec.decoding.max_retries + 1):
+            await rate_limit.wait_turn(self.spec.model)  # shared limit; no-op when unset
             try:
                 trial = self.circuit.before_call()
             except CircuitOpenError as error:

@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from judgeloop.config import Settings
 from judgeloop.escalation import load_policy
 from judgeloop.escalation.policy_file import default_policy_path
+from judgeloop.judges import rate_limit
 from judgeloop.pipeline.jobs import JobOptions, uses_jobs
 from judgeloop.pipeline.process import PipelineOptions
 from judgeloop.pipeline.worker import Worker
@@ -17,8 +18,11 @@ from judgeloop.pipeline.worker import Worker
 def build_worker(settings: Settings, engine: Engine, *, actor: str = "pipeline") -> Worker:
     """The pipeline worker for ``settings``; judges load on first use, not here.
 
-    On PostgreSQL it scores through procrastinate jobs (see ``pipeline.jobs``).
+    On PostgreSQL it scores through procrastinate jobs (see ``pipeline.jobs``). The LLM rate
+    limits of ``settings`` are installed for the process (see ``judges.rate_limit``).
     """
+    limits = settings.llm_requests_per_minute
+    rate_limit.install(rate_limit.SharedRateLimit(engine, limits) if limits else None)
     policy_path = default_policy_path(settings)
     return Worker(
         engine=engine,
