@@ -161,6 +161,21 @@ def test_nul_bytes_in_query_path_and_web_forms_are_a_422(
     assert form.status_code == 422 and "key" in _messages(form), form.text
 
 
+def test_numbers_beyond_the_id_range_are_a_422_not_a_database_error(
+    api: httpx.Client, keys: dict[str, str]
+) -> None:
+    api_path = api.get("/v1/queue/3000000000", headers=auth(keys["reviewer"]))
+    assert api_path.status_code == 422, api_path.text
+    assert "path.item_id: Input should be less than or equal to 2147483647" in _messages(api_path)
+    # Web pages declare no bound: the database refuses the number, and that is a 422 too
+    # (PostgreSQL's INTEGER ends at 2**31 - 1, SQLite binds no more than 64 bits).
+    signed_in = {"Cookie": f"judgeloop_key={keys['reviewer']}"}
+    page = api.get(f"/ui/items/{'9' * 30}", headers=signed_in)
+    assert page.status_code == 422, page.text
+    assert "cannot be stored" in _messages(page), page.text
+    assert api.get("/ui/items/3000000000", headers=signed_in).status_code in (404, 422)
+
+
 # ----------------------------------------------------------------------------- vocabulary
 
 

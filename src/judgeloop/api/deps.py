@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlmodel import Session as DbSession
@@ -32,6 +32,12 @@ def get_db(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[DbSession
     with db_session(engine) as db:
         yield db
 
+
+# Row ids and other stored integers are INTEGER columns, 32-bit on PostgreSQL (and SQLite
+# cannot bind a Python int beyond 64 bits): bigger numbers get a 422 naming the parameter,
+# not a database error.
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+RowId = Annotated[int, Path(ge=1, le=INT_MAX)]
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[DbSession, Depends(get_db)]

@@ -13,7 +13,6 @@ from sqlalchemy import exc as sa_exc
 from judgeloop.store import ConflictError, InvalidInputError, NotFoundError
 from judgeloop.store.retry import RETRY_AFTER_SECONDS, transient_cause
 
-
 _CHOICE_ERRORS = ("literal_error", "enum")
 
 
@@ -93,11 +92,39 @@ async def database_fault_handler(request: Request, exc: Exception) -> JSONRespon
     )
 
 
+async def unstorable_value_handler(request: Request, exc: Exception) -> JSONResponse:
+    """422 for a value the database cannot hold, where no declared bound caught it first.
+
+    API parameters declare their range and name themselves; this covers the rest (web
+    pages and forms): SQLite refuses to bind ints beyond 64 bits (OverflowError),
+    PostgreSQL refuses out-of-range numbers and bad text (DataError).
+    """
+    if isinstance(exc, sa_exc.DataError):
+        reason = str(exc.orig).strip().splitlines()[0]
+    else:
+        reason = str(exc)
+    return JSONResponse(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        content={
+            "detail": [
+                {
+                    "loc": ["request"],
+                    "msg": f"a value in the request cannot be stored: {reason}",
+                    "type": "value_unstorable",
+                }
+            ]
+        },
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers above on ``app``."""
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(InvalidInputError, invalid_input_handler)
     app.add_exception_handler(NotFoundError, not_found_handler)
     app.add_exception_handler(ConflictError, conflict_handler)
+    app.add_exception_handler(OverflowError, unstorable_value_handler)
+    # Matched before DBAPIError (below): the request's data, not the database, is at fault.
+    app.add_exception_handler(sa_exc.DataError, unstorable_value_handler)
     app.add_exception_handler(sa_exc.DBAPIError, database_fault_handler)
     app.add_exception_handler(sa_exc.TimeoutError, database_fault_handler)

@@ -18,7 +18,7 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from judgeloop.api.deps import AnyRoleKey, PipelineKey, ReviewerKey, actor_of
+from judgeloop.api.deps import AnyRoleKey, PipelineKey, ReviewerKey, RowId, actor_of
 from judgeloop.config import Settings
 from judgeloop.gates import GateRules, evaluate, load_rules
 from judgeloop.gates.rules import default_rules_path
@@ -203,7 +203,7 @@ def create_gate(request: Request, key: PipelineKey, payload: GateCreate) -> Gate
 def read_gate(
     request: Request,
     key: AnyRoleKey,
-    gate_id: int,
+    gate_id: RowId,
     wait: Annotated[
         float,
         Query(ge=0, le=MAX_WAIT_SECONDS, description="Long-poll: wait this long for a decision."),
@@ -225,7 +225,7 @@ def read_gate(
 
 @router.post("/{gate_id}/decision", response_model=GatePublic)
 def post_decision(
-    request: Request, key: ReviewerKey, gate_id: int, decision: GateDecision
+    request: Request, key: ReviewerKey, gate_id: RowId, decision: GateDecision
 ) -> GatePublic:
     """Approve, reject with a reason, or approve modified arguments; claims the gate first."""
     settings = _settings(request)

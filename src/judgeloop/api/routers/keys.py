@@ -3,7 +3,7 @@
 from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
-from judgeloop.api.deps import AdminKey, SessionDep, actor_of
+from judgeloop.api.deps import AdminKey, RowId, SessionDep, actor_of
 from judgeloop.models import ApiKeyPublic, ApiRole
 from judgeloop.store import create_key, list_keys, revoke_key
 
@@ -46,7 +46,7 @@ def post_key(db: SessionDep, key: AdminKey, new_key: ApiKeyCreate) -> ApiKeyCrea
 
 
 @router.delete("/{key_id}", response_model=ApiKeyPublic)
-def delete_key(db: SessionDep, key: AdminKey, key_id: int) -> ApiKeyPublic:
+def delete_key(db: SessionDep, key: AdminKey, key_id: RowId) -> ApiKeyPublic:
     """Revoke a key; it stops working at once."""
     row = revoke_key(db, key_id, actor=actor_of(key))
     return ApiKeyPublic.model_validate(row, from_attributes=True)

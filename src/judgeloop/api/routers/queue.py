@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session as DbSession
 
-from judgeloop.api.deps import ReviewerKey, SessionDep, SettingsDep
+from judgeloop.api.deps import INT_MAX, INT_MIN, ReviewerKey, RowId, SessionDep, SettingsDep
 from judgeloop.config import Settings
 from judgeloop.models import QueueItem
 from judgeloop.store import (
@@ -86,6 +86,7 @@ class ReviewCreate(BaseModel):
 
 
 ItemFilters = Annotated[str | None, Query()]
+ClusterQuery = Annotated[int | None, Query(ge=INT_MIN, le=INT_MAX)]
 # Everything not done; adjudication items are senior-only, so others never see them anyway.
 WAITING = ("open", "claimed", "adjudication")
 
@@ -139,7 +140,7 @@ def read_queue(
     reason: Annotated[
         str | None, Query(description="A reason or its prefix: safety matches safety:rule:x.")
     ] = None,
-    cluster: Annotated[int | None, Query()] = None,
+    cluster: ClusterQuery = None,
     status_: Annotated[
         list[str] | None,
         Query(
@@ -184,7 +185,7 @@ def claim_next_item(
     settings: SettingsDep,
     criterion: ItemFilters = None,
     reason: ItemFilters = None,
-    cluster: Annotated[int | None, Query()] = None,
+    cluster: ClusterQuery = None,
 ) -> QueueItemPublic | Response:
     """Claim the most urgent item matching the filters (one already held comes first)."""
     _apply_timeouts(db)
@@ -199,7 +200,7 @@ def claim_next_item(
 
 @router.post("/{item_id}/claim", response_model=QueueItemPublic)
 def claim_one_item(
-    db: SessionDep, key: ReviewerKey, settings: SettingsDep, item_id: int
+    db: SessionDep, key: ReviewerKey, settings: SettingsDep, item_id: RowId
 ) -> QueueItemPublic:
     """Take a lease on one item; 409 says who holds it or why it is not yours to take."""
     _apply_timeouts(db)
@@ -208,21 +209,21 @@ def claim_one_item(
 
 
 @router.post("/{item_id}/release", response_model=QueueItemPublic)
-def release_one_item(db: SessionDep, key: ReviewerKey, item_id: int) -> QueueItemPublic:
+def release_one_item(db: SessionDep, key: ReviewerKey, item_id: RowId) -> QueueItemPublic:
     """Give a claimed item back to the pool."""
     names = _criterion_names(db)
     return _public(release_item(db, item_id, key), names)
 
 
 @router.get("/{item_id}", response_model=ReviewItemView)
-def read_item(db: SessionDep, key: ReviewerKey, item_id: int) -> ReviewItemView:
+def read_item(db: SessionDep, key: ReviewerKey, item_id: RowId) -> ReviewItemView:
     """The session, rubric and reasons; the judge's verdict only after one's own review."""
     return item_for_reviewer(db, item_id, key)
 
 
 @router.post("/{item_id}/reviews", response_model=ReviewOutcome, status_code=201)
 def post_review(
-    db: SessionDep, key: ReviewerKey, item_id: int, review: ReviewCreate
+    db: SessionDep, key: ReviewerKey, item_id: RowId, review: ReviewCreate
 ) -> ReviewOutcome:
     """Submit a label for the item one holds; the answer reveals the judge's verdict."""
     return submit_review(

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, HTTPException, Query, Request, Response, status
 
-from judgeloop.api.deps import PipelineKey, SessionDep, SettingsDep, actor_of
+from judgeloop.api.deps import PipelineKey, RowId, SessionDep, SettingsDep, actor_of
 from judgeloop.models import (
     Session,
     SessionAccepted,
@@ -83,7 +83,7 @@ def post_sessions(
 
 
 @router.get("/{session_id}", response_model=SessionPublic)
-def read_session(db: SessionDep, key: PipelineKey, session_id: int) -> SessionPublic:
+def read_session(db: SessionDep, key: PipelineKey, session_id: RowId) -> SessionPublic:
     """Return one stored session with its messages and metadata."""
     row = get_session(db, session_id)
     assert row.id is not None
