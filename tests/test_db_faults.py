@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -108,6 +109,42 @@ def test_postgres_connections_killed_between_requests_are_replaced(
     after = _post(api, keys["pipeline"], "after")
     assert after.status_code == 201, after.text
     assert worker.run_once() == 0  # the batch query runs on a fresh connection (no judge yet)
+
+
+def test_postgres_connection_lost_mid_transaction_answers_503_then_recovers(
+    database_url: str, api: httpx.Client, keys: dict[str, str]
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL connections")
+    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    holder = create_engine(database_url).connect()
+    # Another transaction locks the sessions table, so the request's insert waits inside its
+    # transaction: a known moment to kill its connection.
+    holder.execute(text("LOCK TABLE sessions IN EXCLUSIVE MODE"))
+    answers: list[httpx.Response] = []
+    poster = threading.Thread(target=lambda: answers.append(_post(api, keys["pipeline"], "cut")))
+    poster.start()
+    waiting = text(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+        "AND wait_event_type = 'Lock' AND query ILIKE 'INSERT INTO sessions%'"
+    )
+    with admin.connect() as connection:
+        pids: list[int] = []
+        while not pids and poster.is_alive():
+            pids = list(connection.execute(waiting).scalars())
+            time.sleep(0.02)
+        for pid in pids:
+            connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    poster.join(30)
+    holder.rollback()
+    holder.close()
+    admin.dispose()
+    assert pids, "the insert never waited on the lock"
+    cut = answers[0]
+    assert cut.status_code == 503, cut.text
+    assert cut.headers["Retry-After"] == "1"
+    assert "database connection lost" in cut.json()["detail"]
+    assert _post(api, keys["pipeline"], "cut").status_code == 201  # nothing half-stored
 
 
 class _LateListener:
