@@ -59,7 +59,8 @@ class LoadDriver:
                 return response
             with self._lock:
                 self.acknowledged.resent += 1
-            time.sleep(pause)
+            retry_after = response.headers.get("Retry-After") if response is not None else None
+            time.sleep(float(retry_after) if retry_after else pause)
             pause = min(pause * 2, 1.0)
         return None
 

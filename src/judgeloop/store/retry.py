@@ -2,9 +2,9 @@
 
 A transaction interrupted half-way cannot be resumed statement by statement (what it did is
 gone with its connection); the work is re-run from the start by whoever owns it — the worker
-re-takes its batch, an API client re-sends on 503 (every write the API offers is idempotent
-or refused the second time). What the store retries by itself is opening a connection, which
-has done nothing yet.
+scores the still-pending sessions again, an API client re-sends on 503 (docs/reliability.md
+lists which writes are safe to re-send). What the store retries by itself is opening a
+connection, which has done nothing yet.
 """
 
 from __future__ import annotations
