@@ -40,17 +40,24 @@ def queued_session(
     judge_label: str = "no",
     reasons: tuple[str, ...] = ("low_confidence",),
     priority: int = 200,
+    payload: dict[str, Any] | None = None,
+    judge_name: str | None = None,
 ) -> tuple[int, str]:
-    """A session with tool calls, judged ``judge_label`` and escalated: (queue item id, version)."""
+    """A session with tool calls, judged ``judge_label`` and escalated: (queue item id, version).
+
+    ``payload`` replaces the default session, ``judge_name`` the judge's name.
+    """
     with db_session(engine) as db:
         [(stored_criterion, _)] = add_criteria(db, [criterion], actor="test")
         [(session, _)] = add_sessions(
-            db, [SessionCreate.model_validate(session_payload(external_id))], actor="test"
+            db,
+            [SessionCreate.model_validate(payload or session_payload(external_id))],
+            actor="test",
         )
         version, _ = register_judge_version(
             db,
             version=f"v-{criterion.name}-0001",
-            name=f"{criterion.name}-judge",
+            name=judge_name or f"{criterion.name}-judge",
             criterion=stored_criterion,
             spec={"backend": "classifier"},
             actor="test",
