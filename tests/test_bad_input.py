@@ -18,6 +18,7 @@ from sqlalchemy import Engine, func
 from sqlmodel import select
 
 from judgeloop.models import Session, SessionCreate
+from judgeloop.sessions import ImportFailedError, import_sessions
 from judgeloop.sessions.jsonl import LineError, ParsedLine, read_jsonl
 from judgeloop.store import add_criteria, db_session
 from tests.conftest import auth
@@ -242,6 +243,26 @@ def test_malformed_bodies_get_a_4xx_naming_the_problem(
     response = _post_raw(api, keys["admin"], path, body)
     assert 400 <= response.status_code < 500, response.text
     assert expected in _messages(response), _messages(response)
+
+
+def test_an_imported_file_with_nul_or_nan_names_line_and_field_and_stores_nothing(
+    engine: Engine, tmp_path: Path
+) -> None:
+    good = session_payload("good")
+    nul = session_payload("nul")
+    nul["messages"][1]["content"] = "Where\u0000 is it?"
+    path = tmp_path / "sessions.jsonl"
+    lines = [json.dumps(good), json.dumps(nul), json.dumps(good).replace('"chat"', "NaN")]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(ImportFailedError) as failed:
+        import_sessions(engine, path, actor="test")
+    reasons = [str(error) for error in failed.value.errors]
+    assert reasons == [
+        f"{path}:2: messages.1.content: contains a NUL character (\\u0000), which cannot be "
+        "stored: 'Where\\x00 is it?'",
+        f"{path}:3: metadata.channel: nan is not a JSON number",
+    ]
+    assert _stored_sessions(engine) == 0
 
 
 # ----------------------------------------------------------------------------- parser

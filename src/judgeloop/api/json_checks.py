@@ -14,6 +14,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from judgeloop.sessions.unstorable import string_problem
+
 Loc = tuple[str | int, ...]
 
 MAX_JSON_DEPTH = 64
@@ -59,17 +61,9 @@ def _shown(text: str, limit: int = 40) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
-def _string_problem(text: str) -> str | None:
-    if "\x00" in text:
-        return f"contains a NUL character (\\u0000), which cannot be stored: {_shown(text)}"
-    if any("\ud800" <= char <= "\udfff" for char in text):
-        return "contains a lone UTF-16 surrogate (\\ud800-\\udfff), which is not valid Unicode"
-    return None
-
-
 def _walk(value: Any, loc: Loc) -> Iterator[tuple[Loc, str, str]]:
     if isinstance(value, str):
-        problem = _string_problem(value)
+        problem = string_problem(value)
         if problem:
             yield loc, problem, "string_unstorable"
     elif isinstance(value, _NotANumber):
@@ -84,7 +78,7 @@ def _walk(value: Any, loc: Loc) -> Iterator[tuple[Loc, str, str]]:
             yield from _walk(item, (*loc, index))
     elif isinstance(value, dict):
         for key, item in value.items():
-            problem = _string_problem(key)
+            problem = string_problem(key)
             if problem:
                 yield loc, f"key {problem}", "string_unstorable"
             yield from _walk(item, (*loc, key))
@@ -133,4 +127,4 @@ def json_body_problems(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> list[dic
 
 def text_problem(text: str) -> str | None:
     """Why ``text`` (a query, path or form value) cannot be stored, or None."""
-    return _string_problem(text)
+    return string_problem(text)

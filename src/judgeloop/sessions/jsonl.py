@@ -10,6 +10,8 @@ from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from judgeloop.sessions.unstorable import unstorable_values
+
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
@@ -61,6 +63,13 @@ def read_jsonl(path: Path, model: type[ModelT]) -> Iterator[ParsedLine[ModelT] |
                 continue
             if not isinstance(data, dict):
                 yield LineError(path, line_number, "expected a JSON object")
+                continue
+            unstorable = [
+                f"{'.'.join(map(str, loc)) or '(line)'}: {why}"
+                for loc, why in unstorable_values(data)
+            ]
+            if unstorable:
+                yield LineError(path, line_number, "; ".join(unstorable))
                 continue
             try:
                 yield ParsedLine(line_number, model.model_validate(data))
