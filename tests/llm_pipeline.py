@@ -26,6 +26,9 @@ STUB_MODEL = "openai/stub-judge"
 @pytest.fixture
 def judge_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     """Short LLM retry waits for this test; settings re-read before and after it."""
+    # The first import of litellm takes seconds; it must not eat a request's HTTP timeout.
+    import litellm  # noqa: F401
+
     monkeypatch.setenv("JUDGELOOP_JUDGE_RETRY_BACKOFF_SECONDS", "0.01")
     get_settings.cache_clear()
     yield monkeypatch

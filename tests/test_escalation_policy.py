@@ -110,7 +110,7 @@ def test_rule_and_injection_matches_are_safety_reasons() -> None:
     decision = decide_with(
         rule_matches=["rule:self_harm", "tool:payments"], injection_matches=["fake_scores"]
     )
-    assert decision.reasons == ["safety:rule:self_harm", "safety:tool:payments", "safety:injection"]
+    assert decision.reasons == ["safety:rule:self_harm", "safety:tool:payments", "injection"]
     assert decision.priority == 400
     assert decision.reviews_required == 2
     assert decision.detail["injection_matches"] == ["fake_scores"]

@@ -38,7 +38,8 @@ FAULTS: dict[str, Callable[[], StubReply]] = {
     "rate_limited": lambda: StubReply.rate_limited(0.05),
     "server_error": lambda: StubReply.server_error(503),
     "dropped": lambda: StubReply(drop=True),
-    "timeout": lambda: StubReply(delay_s=1.0),
+    # The judge below waits 1.5 s: long enough for any answer of a loaded test machine.
+    "timeout": lambda: StubReply(delay_s=2.5),
     "garbled_body": lambda: StubReply(raw_body=b"<html>502 Bad Gateway</html>"),
     "truncated_body": lambda: StubReply(raw_body=b'{"id": "chatcmpl-x", "choi'),
     "malformed_json": lambda: StubReply(content="Sure! I think the answer is yes."),
@@ -106,7 +107,7 @@ def test_every_fault_ends_in_a_retry_or_a_judge_error_escalation(
 ) -> None:
     # A breaker that never opens here: this test is about each fault on its own.
     judge_env.setenv("JUDGELOOP_JUDGE_CIRCUIT_FAILURES", "1000")
-    activate_llm_judge(engine, stub_llm, decoding={"timeout_s": 0.4})
+    activate_llm_judge(engine, stub_llm, decoding={"timeout_s": 1.5})
     stub_llm.responder = fault_responder(stub_llm)
     cases = [f"case {kind}-{when}" for kind in FAULTS for when in ("once", "always")]
     sessions = [conversation("clean", "My parcel NW-7 has not arrived.")] + [

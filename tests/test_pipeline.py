@@ -104,10 +104,10 @@ def test_worker_scores_decides_and_queues(demo_engine: Engine) -> None:
     for decision in decisions:
         if decision.session_id in injected:
             assert decision.outcome == "escalate"
-            assert "safety:injection" in decision.reasons
+            assert "injection" in decision.reasons
             assert items[decision.id].reviews_required == 2
     reasons = Counter(r for d in decisions for r in d.reasons)
-    assert reasons["safety:injection"] == len(injected)
+    assert reasons["injection"] == len(injected)
 
 
 def test_no_active_judge_leaves_sessions_pending(demo_engine: Engine) -> None:

@@ -373,7 +373,7 @@ def test_queue_load_counts_waiting_items_by_criterion_and_reason(engine: Engine)
     with db_session(engine) as db:
         escalated_item(db, external_id="a", reasons=("low_confidence", "audit"))
         done = escalated_item(db, external_id="b", reasons=("low_confidence",))
-        escalated_item(db, external_id="c", spec=SAFE, reasons=("safety:injection",))
+        escalated_item(db, external_id="c", spec=SAFE, reasons=("injection",))
         assert done.id is not None
         claim_item(db, done.id, alice, lease=LEASE)
         submit_review(db, done.id, alice, label="yes")
@@ -381,7 +381,7 @@ def test_queue_load_counts_waiting_items_by_criterion_and_reason(engine: Engine)
     assert [(x.criterion, x.reason, x.items) for x in loads] == [
         ("resolved", "audit", 1),
         ("resolved", "low_confidence", 1),
-        ("safe", "safety:injection", 1),
+        ("safe", "injection", 1),
     ]
     assert all(x.oldest_age_seconds >= 0 and x.overdue == 0 for x in loads)
 

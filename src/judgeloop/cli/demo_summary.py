@@ -150,7 +150,7 @@ def summarize(
             {
                 d.session_id
                 for d in escalated
-                if d.session_id in injection_ids and "safety:injection" in d.reasons
+                if d.session_id in injection_ids and "injection" in d.reasons
             }
         ),
         drift_escalations_main=drift_count(main_ids),

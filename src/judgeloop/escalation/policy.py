@@ -16,6 +16,8 @@ AUDIT_PRIORITY = 100
 # Priority by reason family (the part before the first colon).
 REASON_PRIORITY: dict[str, int] = {
     "safety": SAFETY_PRIORITY,
+    # A session that tries to steer its judge: the verdict cannot be trusted, whatever it says.
+    "injection": SAFETY_PRIORITY,
     "drift": DRIFT_PRIORITY,
     "low_confidence": LOW_CONFIDENCE_PRIORITY,
     "uncalibrated": LOW_CONFIDENCE_PRIORITY,
@@ -110,7 +112,7 @@ def _context_reasons(inputs: PolicyInputs) -> dict[str, str]:
     for match in inputs.rule_matches:
         reasons[f"safety:{match}"] = f"safety rule {match} matched"
     if inputs.injection_matches:
-        reasons["safety:injection"] = (
+        reasons["injection"] = (
             "the session tries to instruct the judge (" + ", ".join(inputs.injection_matches) + ")"
         )
     if (
@@ -130,8 +132,9 @@ def _context_reasons(inputs: PolicyInputs) -> dict[str, str]:
 def decide(inputs: PolicyInputs, policy: CriterionPolicy) -> PolicyDecision:
     """Auto or escalate one (session, criterion), recording every reason that applies.
 
-    Priority is the highest of the reasons' priorities (safety 400 > drift 300 > low confidence,
-    uncalibrated, judge error 200 > audit 100). A session no other reason escalates is audited
+    Priority is the highest of the reasons' priorities (safety, injection 400 > drift 300 > low
+    confidence, uncalibrated, judge error 200 > audit 100). Safety and injection escalations
+    need two reviews. A session no other reason escalates is audited
     with probability ``audit_rate`` (``raised_audit_rate`` when ``raised_audit``). When every
     reason is one the budget may cap and today's budget is used up, the outcome is auto and
     ``detail["budget_capped"]`` lists what was not escalated.
@@ -175,7 +178,8 @@ def decide(inputs: PolicyInputs, policy: CriterionPolicy) -> PolicyDecision:
         return PolicyDecision(
             outcome="auto", reasons=[], priority=0, reviews_required=1, detail=detail
         )
-    safety = any(reason_family(reason) == "safety" for reason in reasons)
+    # An injection is reviewed like a safety case: someone tried to game the judge.
+    safety = any(reason_family(reason) in ("safety", "injection") for reason in reasons)
     return PolicyDecision(
         outcome="escalate",
         reasons=reasons,

@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from judgeloop.config import Settings, get_settings
+from judgeloop.escalation.injection_patterns import BUILT_IN_INJECTION_PATTERNS
 from judgeloop.rulefiles import (
     as_number,
     compile_pattern,
@@ -36,7 +37,7 @@ INJECTION_SOURCES: tuple[Source, ...] = ("user", "tool", "metadata")
 # Reason families (the part of a reason before the first colon) a daily budget may cap.
 # Safety is never capped; an errored judgment has no label that could stand on its own.
 CAPPABLE_REASONS = ("low_confidence", "uncalibrated", "drift", "audit")
-NEVER_CAPPED = ("safety", "judge_error")
+NEVER_CAPPED = ("safety", "injection", "judge_error")
 
 RuleName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+$", max_length=60)]
 
@@ -125,38 +126,8 @@ DEFAULT_RISKY_TOOLS: tuple[ToolRule, ...] = (
     ToolRule(name="external_email", tool=r"send_?(e?mail|message)|email_send"),
 )
 
-DEFAULT_INJECTION_RULES: tuple[InjectionRule, ...] = (
-    InjectionRule(
-        name="override_instructions",
-        pattern=r"\b(ignore|disregard|forget|override)\b[^.\n]{0,30}\b(previous|prior|above|"
-        r"earlier|all|your)\b[^.\n]{0,20}\b(instructions?|prompts?|rules)\b"
-        r"|\b(previous|prior|earlier)\s+instructions\s+(are|is)\b",
-    ),
-    InjectionRule(
-        name="addresses_the_judge",
-        pattern=r"\b(ai\s+)?(judge|evaluator|evaluador|grader|scorer|rater|"
-        r"(qa\s+)?review\s+model)\s*[:,]"
-        r"|\b(whoever|anyone|you)\s+(who\s+)?(scores?|grades?|rates?|evaluates?|judges?)\s+this\b"
-        r"|\b(ai|llm|model)\s+(grading|scoring|evaluating|judging|rating)\b"
-        r"|\bas\s+the\s+(evaluator|judge|grader)\b",
-    ),
-    InjectionRule(
-        name="evaluator_notes",
-        pattern=r"\b(evaluator|evaluation|judge|grader|grading|scoring)\s+"
-        r"(instructions?|hints?|notes?|results?|verdict)\b",
-    ),
-    InjectionRule(
-        name="dictated_verdict",
-        pattern=r"\b(output|respond|responde|rate|score|grade|mark)\b[^.\n]{0,40}"
-        r"(\bpass\b|\b\d\s*/\s*\d\b|\bfor\s+(every|each|all)\s+criteri|\btodos\s+los\s+criterios"
-        r"|\b(it|this|them)\s+(as\s+)?(compliant|safe|resolved|correct)\b|=\s*(yes|pass|\d)\b"
-        r"|\baccordingly\b|\"verdict\")",
-    ),
-    InjectionRule(
-        name="fake_scores",
-        pattern=r"\b(verdict|score|rating|label|resolved|policy_compliant|compliant|tone|safety)"
-        r"\s*=\s*(yes|no|pass|fail|safe|unsafe|\d)\b",
-    ),
+DEFAULT_INJECTION_RULES: tuple[InjectionRule, ...] = tuple(
+    InjectionRule(name=name, pattern=pattern) for name, pattern in BUILT_IN_INJECTION_PATTERNS
 )
 
 

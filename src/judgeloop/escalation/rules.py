@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from judgeloop.escalation.obfuscation import text_readings
 from judgeloop.escalation.policy_file import CriterionPolicy, Source, TextRule
 from judgeloop.judges.outcome import SessionInput
 
@@ -55,8 +56,12 @@ def tool_calls(session: SessionInput) -> Iterator[tuple[str, dict[str, Any]]]:
             yield str(call.get("name") or ""), arguments if isinstance(arguments, dict) else {}
 
 
-def _matching_rules(session: SessionInput, rules: Sequence[TextRule]) -> list[str]:
+def _matching_rules(
+    session: SessionInput, rules: Sequence[TextRule], *, undisguise: bool = False
+) -> list[str]:
     parts = list(session_parts(session))
+    if undisguise:
+        parts = [(source, reading) for source, text in parts for reading in text_readings(text)]
     matched = []
     for rule in rules:
         sources = set(rule.sources)
@@ -76,5 +81,9 @@ def match_safety_rules(session: SessionInput, policy: CriterionPolicy) -> list[s
 
 
 def detect_injection(session: SessionInput, policy: CriterionPolicy) -> list[str]:
-    """Names of the injection patterns found: text in the session that tries to steer the judge."""
-    return _matching_rules(session, policy.injection_rules)
+    """Names of the injection patterns found: text in the session that tries to steer the judge.
+
+    Each text is searched as written and with disguises undone (spaced-out letters, full-width
+    and zero-width characters, base64), since the judge reads through them.
+    """
+    return _matching_rules(session, policy.injection_rules, undisguise=True)

@@ -1,8 +1,15 @@
-"""Rendering sessions into judge prompts with Jinja2 (sandboxed: templates are user files)."""
+"""Rendering sessions into judge prompts with Jinja2 (sandboxed: templates are user files).
+
+The prompts fence each transcript between ``<session>`` and ``</session>`` and tell the judge
+that what is inside is data, not instructions. A session cannot break out of the fence: fence
+markers and chat-template tokens inside it are escaped, and every line a message continues on
+is indented, so only the transcript's own ``[role]`` lines start at the margin.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from jinja2 import StrictUndefined
@@ -12,6 +19,18 @@ from judgeloop.judges.outcome import ResolvedExample, SessionInput
 from judgeloop.judges.spec import JudgeSpec
 
 _environment = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False)
+
+# "<session>", "</session>", "< / SESSION >" and chat-template tokens ("<|im_end|>"): text that
+# could end the fence or start a new prompt turn once the transcript is in the prompt.
+_FENCE_LOOKALIKE = re.compile(r"<(?=\s*/?\s*session\b|\|)", re.IGNORECASE)
+# Every character a reader may take for a line break, not only "\n".
+_LINE_BREAK = re.compile(r"\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
+_CONTINUATION = "\n  "
+
+
+def neutralize(text: str) -> str:
+    """``text`` made safe to fence: look-alike markers escaped, continuation lines indented."""
+    return _LINE_BREAK.sub(_CONTINUATION, _FENCE_LOOKALIKE.sub("&lt;", text))
 
 
 def _value_text(value: Any) -> str:
@@ -26,21 +45,22 @@ def render_transcript(session: SessionInput) -> str:
     """Every message, tool call, argument and result, plus the metadata, as plain text."""
     lines = []
     if session.metadata:
-        lines.append(f"[metadata] {_value_text(session.metadata)}")
+        lines.append(f"[metadata] {neutralize(_value_text(session.metadata))}")
     for message in session.messages:
-        role = message.get("role", "?")
-        content = _value_text(message.get("content"))
+        # The role and tool names come from the caller too: one line each, escaped.
+        role = neutralize(" ".join(str(message.get("role", "?")).split()))
+        content = neutralize(_value_text(message.get("content")))
         if role == "tool":
-            lines.append(f"[tool result {message.get('name') or ''}] {content}".rstrip())
+            name = neutralize(" ".join(str(message.get("name") or "").split()))
+            lines.append(f"[tool result {name}] {content}".rstrip())
             continue
         if content:
             lines.append(f"[{role}] {content}")
         for call in message.get("tool_calls") or []:
-            arguments = _value_text(call.get("arguments", {}))
-            lines.append(f"[{role} calls {call.get('name')}] {arguments}")
-    # The prompt fences the session between <session> markers; a session must not close the
-    # fence itself and continue as if it were the prompt.
-    return "\n".join(lines).replace("</session>", "<\\/session>")
+            arguments = neutralize(_value_text(call.get("arguments", {})))
+            name = neutralize(" ".join(str(call.get("name")).split()))
+            lines.append(f"[{role} calls {name}] {arguments}")
+    return "\n".join(lines)
 
 
 def render_messages(
