@@ -200,3 +200,13 @@ def test_posted_sessions_become_jobs_that_an_in_process_worker_runs(
     assert not thread.is_alive()  # stopped gracefully, not abandoned
     assert _count(engine, Decision, col(Decision.session_id).in_(ids)) == len(ids)
     assert _count(engine, Decision) == 12
+
+
+def test_deploy_guide_names_every_setting() -> None:
+    guide = (REPO_ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    missing = [
+        f"JUDGELOOP_{name.upper()}"
+        for name in Settings.model_fields
+        if f"`JUDGELOOP_{name.upper()}`" not in guide
+    ]
+    assert not missing, f"docs/deploy.md does not describe {missing}"

@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 import typer
 
 from judgeloop.cli.common import console, open_engine
 from judgeloop.config import get_settings
+
+log = logging.getLogger(__name__)
+RESTART_PAUSE_S = 2.0
 
 
 def worker_command(
@@ -60,7 +64,7 @@ def worker_command(
                 f"({pending} sessions pending); Ctrl+C to stop",
                 highlight=False,
             )
-        asyncio.run(run_jobs(worker, jobs, wait=not once))
+        _run_until_stopped(lambda: asyncio.run(run_jobs(worker, jobs, wait=not once)), once)
         with db_session(engine) as db:
             console.print(f"{count_pending(db)} sessions pending", highlight=False)
         return
@@ -78,3 +82,19 @@ def worker_command(
                 time.sleep(settings.worker_poll_seconds)
     except KeyboardInterrupt:
         console.print("stopped")
+
+
+def _run_until_stopped(run: Callable[[], None], once: bool) -> None:
+    """Run the job worker; after a failure (database away, a false death verdict) start anew.
+
+    A clean return means it was asked to stop (SIGTERM, Ctrl+C) or, with ``once``, is done.
+    """
+    while True:
+        try:
+            run()
+            return
+        except Exception:
+            if once:
+                raise
+            log.exception("job worker failed; starting again in %g s", RESTART_PAUSE_S)
+            time.sleep(RESTART_PAUSE_S)

@@ -20,9 +20,11 @@ import contextlib
 import logging
 import os
 import socket
+import threading
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Engine
 
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
     from judgeloop.pipeline.worker import Worker
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # A failing job (e.g. the database restarting) is tried again this often before it is failed;
 # the sweep then defers its sessions anew.
@@ -76,7 +79,36 @@ def libpq_url(engine: Engine) -> str:
     return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def job_app(worker: Worker, options: JobOptions) -> procrastinate.App:
+class PipelineLoop:
+    """An event loop in a thread of its own, where every job's pipeline runs.
+
+    The pipeline does blocking work (database calls, classifier and clustering CPU, the first
+    import of litellm), which must not stall procrastinate's loop: a worker whose heartbeat
+    stops looks dead to the others, which then give its jobs away. One loop for all jobs,
+    not one per job, because litellm keeps per-loop state.
+    """
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="judgeloop-pipeline", daemon=True
+        )
+
+    def __enter__(self) -> PipelineLoop:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+        self.loop.close()
+
+    async def run(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run ``work`` in the pipeline loop; cancelling this cancels it there too."""
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, self.loop))
+
+
+def job_app(worker: Worker, options: JobOptions, pipeline: PipelineLoop) -> procrastinate.App:
     """A procrastinate app whose scoring task runs ``worker`` on a job's sessions."""
     from procrastinate import App, PsycopgConnector, RetryStrategy
 
@@ -91,7 +123,7 @@ def job_app(worker: Worker, options: JobOptions) -> procrastinate.App:
         retry=RetryStrategy(max_attempts=JOB_ATTEMPTS, exponential_wait=2),
     )
     async def score_sessions(session_ids: list[int]) -> None:
-        await worker.score_job(session_ids)
+        await pipeline.run(worker.score_job(session_ids))
 
     return app
 
@@ -101,14 +133,21 @@ async def run_jobs(
     options: JobOptions,
     *,
     wait: bool = True,
-    install_signal_handlers: bool = True,
+    signals: bool = True,
 ) -> None:
-    """Run scoring jobs until stopped (SIGINT/SIGTERM finish the running jobs first).
+    """Run scoring jobs until stopped; SIGINT/SIGTERM stop it after the running jobs.
 
-    Without ``wait``, defer jobs for every pending session without one, run the jobs
-    there are, and return (``judgeloop worker --once``).
+    ``signals=False`` leaves signals alone (a worker in a thread: cancel it instead).
+    Without ``wait``, defer jobs for every pending session without one, run the jobs there
+    are, and return (``judgeloop worker --once``).
     """
-    app = job_app(worker, options)
+    with PipelineLoop() as pipeline:
+        await _run_worker(job_app(worker, options, pipeline), worker, options, wait, signals)
+
+
+async def _run_worker(
+    app: procrastinate.App, worker: Worker, options: JobOptions, wait: bool, signals: bool
+) -> None:
     async with app.open_async():
         maintenance = None
         if wait:
@@ -124,7 +163,7 @@ async def run_jobs(
                 update_heartbeat_interval=options.heartbeat_seconds,
                 stalled_worker_timeout=options.stalled_seconds,
                 delete_jobs="successful",
-                install_signal_handlers=install_signal_handlers,
+                install_signal_handlers=signals,
             )
         finally:
             if maintenance is not None:

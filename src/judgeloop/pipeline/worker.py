@@ -129,11 +129,9 @@ class Worker:
     async def score_job(self, session_ids: Sequence[int]) -> int:
         """One job's work: score ``session_ids`` with every active judge and mark them done.
 
-        Runs in the job worker's event loop (litellm keeps per-loop state, so jobs share one
-        loop rather than each running its own in a thread). With no active judge nothing
-        happens: the sessions stay pending for a later job.
+        With no active judge nothing happens: the sessions stay pending for a later job.
         """
-        contexts = await asyncio.to_thread(self.contexts)
+        contexts = self.contexts()
         if not contexts:
             return 0
         report = await process_sessions(self.engine, contexts, session_ids, self.options)
@@ -199,7 +197,7 @@ class WorkerThread(threading.Thread):
             self._loop = asyncio.get_running_loop()
             self._task = asyncio.current_task()
             if not self.stopping.is_set():  # a stop that came before the task existed
-                await run_jobs(self.worker, options, install_signal_handlers=False)
+                await run_jobs(self.worker, options, signals=False)
 
         while not self.stopping.is_set():
             try:
