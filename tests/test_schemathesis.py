@@ -30,7 +30,7 @@ from tests.factories import RESOLVED, TONE, session_payload
 from tests.test_roles import ROUTE_ROLES
 
 # Valid requests per operation, on SQLite and PostgreSQL (fewer: only storage differs).
-EXAMPLES_PER_OPERATION = {"sqlite": 10, "postgresql": 6}
+EXAMPLES_PER_OPERATION = {"sqlite": 8, "postgresql": 5}
 # Requests that break the schema on purpose (SQLite only: they never reach storage); the
 # answer must be a 4xx, never a 5xx.
 INVALID_EXAMPLES_PER_OPERATION = 3

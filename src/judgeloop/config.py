@@ -59,13 +59,14 @@ class Settings(BaseSettings):
         default=30,
         gt=0,
         description="A worker without a heartbeat for this long counts as dead and its jobs "
-        "go to another worker (PostgreSQL); heartbeats come four times per period.",
+        "go to another worker (PostgreSQL); heartbeats come four times per period. A pending "
+        "session without a job this long gets one.",
     )
     worker_sweep_seconds: float = Field(
         default=10,
         gt=0,
         description="How often workers retry dead workers' jobs and defer jobs for sessions "
-        "left pending without one, once they are this old (PostgreSQL).",
+        "left pending without one (PostgreSQL).",
     )
     llm_requests_per_minute: dict[str, PositiveFloat] = Field(
         default_factory=dict,
