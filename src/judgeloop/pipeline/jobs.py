@@ -177,8 +177,10 @@ async def maintain(app: procrastinate.App, worker: Worker, options: JobOptions) 
     while True:
         try:
             retried = await retry_stalled_jobs(app, options.stalled_seconds)
+            # A session pending without a job this long was abandoned (its server died before
+            # deferring, or a ?wait=true request that scores it in-process died with it).
             swept = await asyncio.to_thread(
-                _sweep, worker, options, timedelta(seconds=options.sweep_seconds)
+                _sweep, worker, options, timedelta(seconds=options.stalled_seconds)
             )
             if retried or swept:
                 log.info(
