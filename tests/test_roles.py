@@ -18,10 +18,11 @@ from sqlmodel import select
 
 from judgeloop.api import create_app
 from judgeloop.config import Settings
+from judgeloop.gates import evaluate, load_rules
 from judgeloop.models import ApiKey
-from judgeloop.store import authenticate, db_session
+from judgeloop.store import authenticate, db_session, gate_public, open_gate
 from judgeloop.web.auth import COOKIE_NAME, csrf_token
-from tests.conftest import auth
+from tests.conftest import REPO_ROOT, auth
 
 PUBLIC = "no key"
 ALL = frozenset({"pipeline", "reviewer", "engineer", "admin"})
@@ -62,7 +63,8 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/queue/{item_id}/reviews"): REVIEWER,
     ("POST", "/v1/judge"): PIPELINE,
     ("POST", "/v1/gates"): PIPELINE,
-    # The agent that opened a gate polls it; reviewers read the gates they decide.
+    # The agent that opened a gate polls it; reviewers read the gates that reach their queue
+    # (test_reviewers_read_only_the_gates_that_reach_their_queue).
     ("GET", "/v1/gates/{gate_id}"): ALL,
     ("POST", "/v1/gates/{gate_id}/decision"): REVIEWER,
     ("GET", "/ui"): UI,
@@ -192,6 +194,36 @@ def test_keys_authenticate_only_where_they_belong(api: httpx.Client, keys: dict[
     header_only = api.get("/ui/queue", headers=auth(keys["admin"]), follow_redirects=False)
     assert header_only.status_code == 303
     assert header_only.headers["location"].startswith("/ui/login")
+
+
+def test_reviewers_read_only_the_gates_that_reach_their_queue(
+    api: httpx.Client, keys: dict[str, str], engine: Engine
+) -> None:
+    rules = load_rules(REPO_ROOT / "judges" / "gates.yaml")
+    with db_session(engine) as db:
+        gates = {
+            name: gate_public(
+                db,
+                open_gate(
+                    db,
+                    action_name=name,
+                    arguments={},
+                    state={"messages": []},
+                    callback_url=None,
+                    evaluation=evaluate(name, {}, rules),
+                    actor="test",
+                ),
+            )
+            for name in ("lookup_order", "delete_customer")
+        }
+        db.commit()
+    green, red = gates["lookup_order"], gates["delete_customer"]
+    assert (green.tier, green.queue_item_id, red.tier) == ("green", None, "red")
+    refused = api.get(f"/v1/gates/{green.id}", headers=auth(keys["reviewer"]))
+    assert refused.status_code == 403 and "decided by rule (green)" in refused.json()["detail"]
+    assert api.get(f"/v1/gates/{red.id}", headers=auth(keys["reviewer"])).status_code == 200
+    for role in ("pipeline", "engineer", "admin"):
+        assert api.get(f"/v1/gates/{green.id}", headers=auth(keys[role])).status_code == 200
 
 
 # ----------------------------------------------------------------------------- keys

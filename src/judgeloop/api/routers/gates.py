@@ -214,6 +214,13 @@ def read_gate(
     apply_gate_timeouts(request)
     while True:
         view = _view(request, gate_id)
+        if key.role == "reviewer" and view.queue_item_id is None:
+            # Reviewers see what reaches their queue; a gate approved by rule never does.
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                detail=f"gate {gate_id} was decided by rule ({view.tier}) without review; "
+                "reviewers may read only the gates that go to the review queue",
+            )
         if view.status == "pending" and view.expires_at and view.expires_at <= utc_now():
             # Expiring writes; the poll loop only does so when this gate is due.
             apply_gate_timeouts(request)
