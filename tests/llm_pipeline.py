@@ -26,7 +26,9 @@ STUB_MODEL = "openai/stub-judge"
 @pytest.fixture
 def judge_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     """Short LLM retry waits for this test; settings re-read before and after it."""
-    # The first import of litellm takes seconds; it must not eat a request's HTTP timeout.
+    # The first imports of litellm and instructor take seconds; they must not eat into the
+    # HTTP timeout of the first request that judges.
+    import instructor  # noqa: F401
     import litellm  # noqa: F401
 
     monkeypatch.setenv("JUDGELOOP_JUDGE_RETRY_BACKOFF_SECONDS", "0.01")
