@@ -8,6 +8,7 @@ stub's request count: once open, no request reaches the provider until its coold
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 from collections import Counter
@@ -20,10 +21,14 @@ from sqlalchemy import Engine
 
 from judgeloop.config import Settings
 from judgeloop.judges.circuit import CircuitBreaker, CircuitOpenError, breaker_for
+from judgeloop.judges.llm_backend import LiteLLMBackend
+from judgeloop.judges.outcome import SessionInput
+from judgeloop.judges.spec import JudgeSpec
 from judgeloop.pipeline.build import build_worker
 from judgeloop.store import db_session
 from judgeloop.store.decisions import count_pending
 from tests.conftest import auth
+from tests.factories import RESOLVED
 from tests.llm_pipeline import (  # noqa: F401 (judge_env is a fixture)
     STUB_MODEL,
     activate_llm_judge,
@@ -141,6 +146,34 @@ def test_every_fault_ends_in_a_retry_or_a_judge_error_escalation(
     assert sum("judge_error" in reasons for reasons in decisions.values()) == len(FAULTS) + len(
         NOT_RETRIED
     )
+
+
+@pytest.mark.parametrize("method", ["verbalized", "logprobs"])
+@pytest.mark.parametrize(
+    ("reply", "message"),
+    [
+        (StubReply.refused("I can't evaluate this."), "the model refused: I can't evaluate this."),
+        (StubReply(finish_reason="content_filter"), "the provider's content filter stopped"),
+    ],
+)
+def test_a_refusal_is_not_reasked_in_either_call_style(
+    stub_llm: StubLLM, method: str, reply: StubReply, message: str
+) -> None:
+    stub_llm.responder = lambda body: reply
+    spec = JudgeSpec(
+        name="refusals",
+        criterion=RESOLVED,
+        model=STUB_MODEL,
+        api_base=f"{stub_llm.url}/v1",
+        confidence={"method": method},
+    )
+    backend = LiteLLMBackend(spec, [], retry_backoff_s=0.01)
+    session = SessionInput(1, "faults", "r", conversation("r", "Hi")["messages"], {}, "r")
+    outcome = asyncio.run(backend.judge(session))
+    assert outcome.label is None and outcome.error is not None
+    assert outcome.error.startswith("refused: " + message), outcome.error
+    assert len(stub_llm.requests) == 1
+    assert backend.circuit.failures == 0  # the provider answered: not a provider failure
 
 
 # --------------------------------------------------------------------------- circuit breaker
