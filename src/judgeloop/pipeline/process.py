@@ -3,10 +3,14 @@
 Every step is idempotent: a judgment and a decision exist at most once per (session, judge
 version) by the database's unique constraints, and only newly created escalations are queued,
 so a batch retried after a crash, or raced by a second worker, changes nothing twice.
+
+The database steps run in threads (``asyncio.to_thread``): the event loop that awaits the LLM
+calls of other batches never waits on a transaction (or SQLite's write lock).
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,7 +32,9 @@ from judgeloop.judges.outcome import SessionInput
 from judgeloop.judges.render import render_transcript
 from judgeloop.judges.runner import judge_sessions, judgment_row
 from judgeloop.models import Decision, Judgment
+from judgeloop.pipeline.clustering import ClusterSchedule
 from judgeloop.pipeline.context import CriterionContext
+from judgeloop.pipeline.policy_state import PolicyState, PolicyStateCache
 from judgeloop.store import add_judgments, db_session
 from judgeloop.store.decisions import (
     DONE,
@@ -40,7 +46,7 @@ from judgeloop.store.decisions import (
     start_of_day,
 )
 from judgeloop.store.drift import drift_alarms, observe_label
-from judgeloop.store.queue import assign_clusters, enqueue
+from judgeloop.store.queue import enqueue
 
 # Escalations with a priority below drift's are the ones a daily budget may cap.
 CAPPED_BELOW_PRIORITY = 300
@@ -67,6 +73,8 @@ class PipelineOptions:
     hard_timeout: timedelta = timedelta(hours=4)
     rng: random.Random = field(default_factory=random.Random)
     mark_done: bool = True
+    clusters: ClusterSchedule = field(default_factory=ClusterSchedule)
+    policy_state: PolicyStateCache = field(default_factory=PolicyStateCache)
 
 
 async def process_sessions(
@@ -78,15 +86,23 @@ async def process_sessions(
     """Judge and decide ``session_ids`` for every context; mark them done at the end."""
     options = options or PipelineOptions()
     report = BatchReport(sessions=len(set(session_ids)))
-    with db_session(engine) as db:
-        inputs = load_inputs(db, session_ids)
+    inputs = await asyncio.to_thread(_load_inputs, engine, session_ids)
     for context in contexts:
         await _process_criterion(engine, context, inputs, options, report)
     if options.mark_done:
-        with db_session(engine) as db:
-            mark_sessions(db, sorted(inputs), DONE)
-            db.commit()
+        await asyncio.to_thread(_mark_done, engine, sorted(inputs))
     return report
+
+
+def _load_inputs(engine: Engine, session_ids: Sequence[int]) -> dict[int, SessionInput]:
+    with db_session(engine) as db:
+        return load_inputs(db, session_ids)
+
+
+def _mark_done(engine: Engine, session_ids: list[int]) -> None:
+    with db_session(engine) as db:
+        mark_sessions(db, session_ids, DONE)
+        db.commit()
 
 
 async def _process_criterion(
@@ -96,15 +112,21 @@ async def _process_criterion(
     options: PipelineOptions,
     report: BatchReport,
 ) -> None:
-    version = context.spec.version
-    with db_session(engine) as db:
-        decided = decisions_for(db, sorted(inputs), version)
-        judged = judgments_for(db, sorted(inputs), version)
+    decided, judged = await asyncio.to_thread(_existing, engine, sorted(inputs), context)
     todo = [sid for sid in sorted(inputs) if sid not in decided]
     if todo:
         await _judge_and_decide(engine, context, inputs, todo, judged, options, report)
     else:
-        _queue_escalations(engine, context, inputs, set(), options, report)
+        await asyncio.to_thread(_queue_escalations, engine, context, inputs, set(), options, report)
+
+
+def _existing(
+    engine: Engine, session_ids: list[int], context: CriterionContext
+) -> tuple[dict[int, Decision], dict[int, Judgment]]:
+    """Decisions and judgments the criterion's version already made on ``session_ids``."""
+    with db_session(engine) as db:
+        version = context.spec.version
+        return decisions_for(db, session_ids, version), judgments_for(db, session_ids, version)
 
 
 async def _judge_and_decide(
@@ -127,16 +149,56 @@ async def _judge_and_decide(
                 None if outcome.error else context.calibrate(outcome.raw_confidence)
             )
             rows.append(row)
-        with db_session(engine) as db:
-            report.judged += add_judgments(db, rows, actor=options.actor)
-            judged = judgments_for(db, todo, version)
+        created, judged = await asyncio.to_thread(
+            _store_judgments, engine, rows, todo, version, options
+        )
+        report.judged += created
+    state = options.policy_state.get(context.criterion_id)
+    if state is None:
+        state = await asyncio.to_thread(_policy_state, engine, context)
+        options.policy_state.put(context.criterion_id, state)
+    await asyncio.to_thread(
+        _decide_and_queue, engine, context, inputs, todo, judged, options, report, state
+    )
+
+
+def _store_judgments(
+    engine: Engine,
+    rows: list[dict[str, Any]],
+    todo: list[int],
+    version: str,
+    options: PipelineOptions,
+) -> tuple[int, dict[int, Judgment]]:
+    """Store new judgments; how many were new, and every judgment of ``todo``."""
+    with db_session(engine) as db:
+        created = add_judgments(db, rows, actor=options.actor)
+        return created, judgments_for(db, todo, version)
+
+
+def _policy_state(engine: Engine, context: CriterionContext) -> PolicyState:
+    """Drift alarms, whether audited agreement is below target, escalations used today."""
     with db_session(engine) as db:
         alarms = drift_alarms(db, context.criterion_id)
         # Audit more while the audited agreement is below the calibrated target or drift alarms.
-        below_target = online_agreement(db, version).below_target
+        below_target = online_agreement(db, context.spec.version).below_target
         used_today = escalations_since(
             db, context.criterion_id, start_of_day(), below_priority=CAPPED_BELOW_PRIORITY
         )
+    return PolicyState(alarms, below_target, used_today, start_of_day())
+
+
+def _decide_and_queue(
+    engine: Engine,
+    context: CriterionContext,
+    inputs: dict[int, SessionInput],
+    todo: list[int],
+    judged: dict[int, Judgment],
+    options: PipelineOptions,
+    report: BatchReport,
+    state: PolicyState,
+) -> None:
+    """Apply the policy to each judged session, store the decisions, queue escalations."""
+    alarms, below_target, used_today = state.alarms, state.below_target, state.used_today
     rows = []
     for sid in todo:
         judgment = judged[sid]
@@ -152,6 +214,7 @@ async def _judge_and_decide(
         )
         if decision.outcome == "escalate" and decision.priority < CAPPED_BELOW_PRIORITY:
             used_today += 1
+            options.policy_state.count_escalation(context.criterion_id)
         rows.append(_decision_row(context, sid, judgment.id, judgment.label, decision, judgment))
     with db_session(engine) as db:
         created = add_decisions(db, rows, actor=options.actor)
@@ -194,9 +257,9 @@ def _queue_escalations(
                 queued_any = True
                 report.queued += int(new)
         db.commit()
-        if queued_any and created:
-            # Similar open sessions share a cluster, so a reviewer can work one kind at a time.
-            assign_clusters(db, context.criterion_id)
+    if queued_any and created:
+        # Similar open sessions share a cluster, so a reviewer can work one kind at a time.
+        options.clusters.new_items(engine, context.criterion_id)
 
 
 def _policy_inputs(

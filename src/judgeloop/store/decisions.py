@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -97,18 +100,46 @@ def start_of_day(now: datetime | None = None) -> datetime:
     return now.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+_held: Counter[int] = Counter()
+_held_lock = threading.Lock()
+
+
+@contextmanager
+def held_by_request(session_ids: Sequence[int]) -> Iterator[None]:
+    """Mark ``session_ids`` as being judged by a request of this process until the block ends.
+
+    They stay pending in the database (if the process dies, a worker still finds them), but
+    this process's polling worker skips them instead of judging them a second time meanwhile.
+    """
+    with _held_lock:
+        _held.update(session_ids)
+    try:
+        yield
+    finally:
+        with _held_lock:
+            _held.subtract(session_ids)
+            for session_id in session_ids:
+                if _held[session_id] <= 0:
+                    del _held[session_id]
+
+
 def pending_session_ids(db: DbSession, limit: int, *, lock: bool = False) -> list[int]:
     """Oldest pending sessions; with ``lock`` (PostgreSQL) rows other workers hold are skipped.
 
     The lock lasts until ``db`` commits, so a worker that dies releases its sessions and
-    another picks them up: accepted sessions are never lost.
+    another picks them up: accepted sessions are never lost. Sessions a request of this
+    process is judging (``held_by_request``) are left to it.
     """
+    with _held_lock:
+        held = sorted(_held)
     statement = (
         select(Session.id)
         .where(Session.pipeline_status == PENDING)
         .order_by(col(Session.id))
         .limit(limit)
     )
+    if held:
+        statement = statement.where(col(Session.id).not_in(held))
     if lock:
         # NO KEY UPDATE, not UPDATE: judgments and decisions written meanwhile reference these
         # rows, and their foreign-key checks take KEY SHARE locks, which UPDATE would block.

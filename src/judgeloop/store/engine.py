@@ -12,6 +12,7 @@ Faults a transaction can meet, and what the engine does about them:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -73,14 +74,58 @@ def _make_sqlite_engine(database_url: str, *, echo: bool) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.close()
 
+    gate = _WriteGate(busy_timeout_ms / 1000)
+
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
         # A deferred transaction that reads and then writes fails at once with "database is
         # locked" when another writer got in between; taking the write lock up front makes
         # concurrent writers wait on busy_timeout instead.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        gate.enter(connection.info)
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            gate.leave(connection.info)
+            raise
+
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _end(connection: Any) -> None:
+        gate.leave(connection.info)
+
+    @event.listens_for(engine.pool, "reset")
+    @event.listens_for(engine.pool, "invalidate")
+    def _returned(_dbapi_connection: Any, record: Any, _detail: Any) -> None:
+        # A connection handed back (or discarded) mid-transaction must not keep the turn.
+        gate.leave(record.info)
 
     return engine
+
+
+class _WriteGate:
+    """Turn-taking for SQLite's write lock among this process's threads.
+
+    Threads that wait for the write lock inside SQLite's busy handler sleep in steps of up
+    to 100 ms, so under many concurrent writers the lock sits free while they sleep; queueing
+    on a Python lock instead hands it over at once. Other processes still meet the busy
+    timeout. A thread that waited ``timeout_s`` goes on to SQLite's own wait (and its error).
+    """
+
+    KEY = "judgeloop_write_turn"
+
+    def __init__(self, timeout_s: float) -> None:
+        self._lock = threading.Lock()
+        self._timeout_s = timeout_s
+
+    def enter(self, info: dict[str, Any]) -> None:
+        """Wait for this process's turn to write; remember it on the connection."""
+        if not info.get(self.KEY) and self._lock.acquire(timeout=self._timeout_s):
+            info[self.KEY] = True
+
+    def leave(self, info: dict[str, Any]) -> None:
+        """Give the turn back if this connection holds it."""
+        if info.pop(self.KEY, False):
+            self._lock.release()
 
 
 @contextmanager

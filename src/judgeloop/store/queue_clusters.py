@@ -39,17 +39,24 @@ def assign_clusters(db: DbSession, criterion_id: int | None = None) -> int:
         assert item_id is not None and item_criterion is not None
         text = render_transcript(as_input(session))
         by_criterion.setdefault(item_criterion, []).append((item_id, text))
-    assigned = 0
+    # End the read before k-means: on SQLite every transaction holds the write lock, which
+    # judging and accepting sessions need meanwhile.
+    db.commit()
+    updates: list[dict[str, int]] = []
     for members in by_criterion.values():
         clusters = _cluster_texts([text for _item_id, text in members])
         for (item_id, _text), cluster in zip(members, clusters, strict=True):
-            db.exec(
-                sa.update(QueueItem)
-                .where(col(QueueItem.id) == item_id)
-                .values(cluster=cluster)
-                .execution_options(synchronize_session=False)
-            )
-            assigned += 1
+            updates.append({"item_id": item_id, "new_cluster": cluster})
+    assigned = len(updates)
+    if updates:
+        # One executemany instead of a statement per item.
+        table = QueueItem.__table__  # type: ignore[attr-defined]
+        db.connection().execute(
+            table.update()
+            .where(table.c.id == sa.bindparam("item_id"))
+            .values(cluster=sa.bindparam("new_cluster")),
+            updates,
+        )
     if assigned:
         record_event(
             db,

@@ -69,7 +69,7 @@ def post_sessions(
     else:
         db.close()  # the pipeline opens its own sessions; this one must not hold a lock
         ids = [a.id for a in accepted]
-        request.app.state.worker.process(ids)
+        request.app.state.judging.process(ids)
         with db_session(request.app.state.engine) as fresh:
             views = decision_views(fresh, ids)
         for item in accepted:

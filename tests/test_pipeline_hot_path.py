@@ -1,0 +1,97 @@
+"""What keeps judging fast under load: shared batches, held sessions, throttled clustering."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import col, select
+
+from judgeloop.models import QueueItem, SessionCreate
+from judgeloop.pipeline.clustering import ClusterSchedule
+from judgeloop.pipeline.policy_state import PolicyState, PolicyStateCache
+from judgeloop.store import add_sessions, db_session
+from judgeloop.store.decisions import (
+    PENDING,
+    held_by_request,
+    pending_session_ids,
+    start_of_day,
+)
+from tests.factories import session_payload
+
+
+def _pending(engine: Engine, count: int) -> list[int]:
+    sessions = [SessionCreate.model_validate(session_payload(f"s-{i}")) for i in range(count)]
+    with db_session(engine) as db:
+        rows = add_sessions(db, sessions, actor="test", pipeline_status=PENDING)
+    return [row.id for row, _created in rows if row.id is not None]
+
+
+def test_the_polling_worker_skips_sessions_a_request_is_judging(engine: Engine) -> None:
+    ids = _pending(engine, 4)
+    with held_by_request(ids[:2]), db_session(engine) as db:
+        assert pending_session_ids(db, 10) == ids[2:]
+    with db_session(engine) as db:
+        assert pending_session_ids(db, 10) == ids  # released: still pending, found again
+
+
+def test_policy_state_is_kept_only_with_a_ttl_and_counts_escalations() -> None:
+    state = PolicyState(alarms=[], below_target=False, used_today=3, day=start_of_day())
+    off = PolicyStateCache()
+    off.put(1, state)
+    assert off.get(1) is None
+    kept = PolicyStateCache(ttl_s=60)
+    kept.put(1, state)
+    kept.count_escalation(1)
+    cached = kept.get(1)
+    assert cached is not None and cached.used_today == 4
+    assert kept.get(2) is None
+    short = PolicyStateCache(ttl_s=0.01)
+    short.put(1, state)
+    time.sleep(0.05)
+    assert short.get(1) is None
+
+
+def _queue_items(engine: Engine, session_ids: list[int]) -> None:
+    from judgeloop.models import CriterionCreate
+    from judgeloop.store import add_criteria
+
+    with db_session(engine) as db:
+        criterion = add_criteria(
+            db, [CriterionCreate(name="resolved", kind="binary", labels=["yes", "no"])], actor="t"
+        )[0][0]
+        for session_id in session_ids:
+            db.add(QueueItem(session_id=session_id, criterion_id=criterion.id, reasons=["x"]))
+        db.commit()
+
+
+def _clustered(engine: Engine) -> list[int | None]:
+    with db_session(engine) as db:
+        return list(db.exec(select(QueueItem.cluster).order_by(col(QueueItem.id))))
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_clustering_runs_first_then_waits_for_growth_or_the_interval(engine: Engine) -> None:
+    ids = _pending(engine, 12)
+    _queue_items(engine, ids[:8])
+    schedule = ClusterSchedule(interval_s=3600)
+    assert schedule.new_items(engine, 1) is True
+    assert None not in _clustered(engine)
+    _queue_items_more(engine, ids[8:9])  # 9 items: under a quarter more than 8
+    assert schedule.new_items(engine, 1) is False
+    assert _clustered(engine)[-1] is None  # waits for the next pass
+    _queue_items_more(engine, ids[9:12])  # 12 items: a quarter more
+    time.sleep(0.01)
+    schedule._passes[1].seconds = 0  # the last pass's cost no longer holds it back
+    assert schedule.new_items(engine, 1) is True
+    assert None not in _clustered(engine)
+    hurried = ClusterSchedule(interval_s=0)
+    assert hurried.new_items(engine, 1) is True  # first pass of this schedule
+
+
+def _queue_items_more(engine: Engine, session_ids: list[int]) -> None:
+    with db_session(engine) as db:
+        for session_id in session_ids:
+            db.add(QueueItem(session_id=session_id, criterion_id=1, reasons=["x"]))
+        db.commit()
