@@ -113,3 +113,69 @@ def test_guarantee_llmbar_quick() -> None:
             assert 0.0 <= row["coverage"] <= 1.0
             if row["guarantee"]:
                 assert row["success_rate"] >= floor, (run["config"], run["alpha"], method)
+
+
+# --------------------------------------------------------------------------- performance
+# Tiny sizes: these check that the scripts run end to end and report sane figures, not speed.
+
+
+def test_bench_service_tiny() -> None:
+    result = run_script(
+        "bench_service.py", "--sessions", "24", "--concurrency", "4", "--latency-ms", "20", "--json"
+    )
+    summary = last_json(result)
+    assert summary["benchmark"] == "bench_service" and summary["mode"] == "wait"
+    assert summary["judged"] == 24 and summary["failed"] == 0
+    assert summary["ideal_per_s"] == pytest.approx(4 / 0.020)
+    for key in ("throughput_ratio", "direct_throughput_ratio", "service_vs_direct"):
+        assert 0 < summary[key] < 10, key
+    assert summary["added_latency_p99_ms"] >= summary["added_latency_p50_ms"]
+    assert summary["peak_rss_mb"] > 10
+    assert summary["machine"]["cpu_count"] >= 1 and len(summary["machine"]["loadavg"]) == 3
+    assert "throughput" in result.stdout and "C/L" in result.stdout
+
+
+def test_bench_ingest_tiny() -> None:
+    result = run_script(
+        "bench_ingest.py",
+        "--sessions",
+        "60",
+        "--batch",
+        "20",
+        "--singles",
+        "8",
+        "--no-postgres",
+        "--concurrency",
+        "2",
+        "--json",
+    )
+    summary = last_json(result)
+    assert summary["benchmark"] == "bench_ingest" and summary["postgresql"] is None
+    sqlite = summary["sqlite"]
+    assert sqlite["batched_per_s"] > 0 and sqlite["single_per_s"] > 0
+    assert sqlite["batch_request_p99_ms"] >= sqlite["batch_request_p50_ms"] > 0
+    assert 0 < sqlite["single_vs_http"] < 10
+    assert "machine" in summary and "loadavg_after" in summary
+
+
+def test_bench_store_tiny() -> None:
+    result = run_script(
+        "bench_store.py",
+        "--items",
+        "300",
+        "--labels",
+        "400",
+        "--claims",
+        "5",
+        "--resamples",
+        "20",
+        "--json",
+    )
+    summary = last_json(result)
+    assert summary["benchmark"] == "bench_store" and summary["items"] == 300
+    assert summary["claims"] == 5 and summary["claim_p99_ms"] >= summary["claim_p50_ms"] > 0
+    assert summary["agreement_audited"] == 3  # 1% of the decisions carry an audit label
+    assert summary["agreement_seconds"] > 0 and summary["calibration_seconds"] > 0
+    assert summary["calibration_ratio_to_target"] == pytest.approx(
+        summary["calibration_seconds"] / 3, rel=0.01
+    )
