@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, PositiveFloat
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from judgeloop.redaction import PII_KINDS, PiiKind
+
 
 class Settings(BaseSettings):
     """Every knob of the service; each field is also the env var ``JUDGELOOP_<NAME>``."""
@@ -96,6 +98,16 @@ class Settings(BaseSettings):
     )
     gate_daily_target: int = Field(
         default=10, ge=0, description="Target human gate decisions per day (approval fatigue)."
+    )
+    redact_pii: bool = Field(
+        default=True,
+        description="Replace PII in sessions and gate state with placeholders ([EMAIL], [PHONE], "
+        "[CARD], [IBAN], [SECRET]) before they are stored, so no judge or LLM sees it.",
+    )
+    redact_pii_kinds: list[PiiKind] = Field(
+        default_factory=lambda: list(PII_KINDS),
+        description='Kinds redacted when redact_pii is on, e.g. ["email", "card"] '
+        "(of: email, phone, card, iban, secret).",
     )
     judge_retry_backoff_seconds: float = Field(
         default=0.5,

@@ -19,6 +19,7 @@ from sqlmodel import col, select
 
 from judgeloop.gates.rules import GateEvaluation
 from judgeloop.models import ApiKey, AuditEvent, Gate, QueueItem, Review
+from judgeloop.redaction import configured_redactor
 from judgeloop.store.audit import record_event
 from judgeloop.store.errors import ConflictError, InvalidInputError, NotFoundError, Problem
 from judgeloop.store.queue_views import end_read, reviewer_name
@@ -161,7 +162,8 @@ def open_gate(
     """Store a gate as ``evaluation`` says: approved at once, or pending with a queue item.
 
     A pending gate expires after the tier's hard timeout (``evaluation.hard_timeout_hours``),
-    else ``hard_timeout``, else 4 hours.
+    else ``hard_timeout``, else 4 hours. PII in ``state`` and secrets in ``arguments`` are
+    redacted before storage (the rules saw the original: ``evaluation`` is made before).
     """
     now = utc_now()
     approved = evaluation.status == "approved"
@@ -169,10 +171,13 @@ def open_gate(
         timeout = timedelta(hours=evaluation.hard_timeout_hours)
     else:
         timeout = hard_timeout or DEFAULT_HARD_TIMEOUT
+    redactor = configured_redactor()
     gate = Gate(
         action_name=action_name,
-        arguments=arguments,
-        state=state,
+        # The reviewer approves exactly these arguments (a recipient, an amount, an account):
+        # only secrets are redacted from them. The agent's state is context: all PII goes.
+        arguments=redactor.only("secret").value(arguments),
+        state=redactor.value(state),
         tier=evaluation.tier,
         status="approved" if approved else "pending",
         callback_url=callback_url,

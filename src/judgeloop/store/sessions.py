@@ -12,6 +12,7 @@ from sqlmodel import Session as DbSession
 from sqlmodel import select
 
 from judgeloop.models import Session, SessionCreate
+from judgeloop.redaction import Redactor, configured_redactor
 from judgeloop.store.audit import record_event
 from judgeloop.store.errors import NotFoundError
 from judgeloop.store.upsert import insert_ignoring_conflicts
@@ -21,7 +22,11 @@ SessionKey = tuple[str, str]
 
 
 def session_content_hash(messages: list[dict[str, Any]], metadata: dict[str, Any]) -> str:
-    """Hash messages and metadata canonically (sorted keys, no whitespace)."""
+    """Hash messages and metadata canonically (sorted keys, no whitespace).
+
+    Given the stored (redacted) content: sessions differing only in redacted PII hash alike,
+    and the judge cache keyed by this hash never holds a key derived from PII.
+    """
     canonical = json.dumps(
         {"messages": messages, "metadata": metadata},
         sort_keys=True,
@@ -31,14 +36,17 @@ def session_content_hash(messages: list[dict[str, Any]], metadata: dict[str, Any
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def _row_values(session: SessionCreate) -> dict[str, Any]:
-    messages = [m.model_dump(mode="json", exclude_defaults=True) for m in session.messages]
+def _row_values(session: SessionCreate, redactor: Redactor) -> dict[str, Any]:
+    messages = [
+        redactor.message(m.model_dump(mode="json", exclude_defaults=True)) for m in session.messages
+    ]
+    metadata = redactor.value(session.metadata)
     return {
         "source": session.source,
         "external_id": session.external_id,
         "messages": messages,
-        "session_metadata": session.metadata,
-        "content_hash": session_content_hash(messages, session.metadata),
+        "session_metadata": metadata,
+        "content_hash": session_content_hash(messages, metadata),
         "created_at": utc_now(),
     }
 
@@ -54,14 +62,16 @@ def add_sessions(
 
     A session whose (source, external_id) is already stored is returned as it is, never
     stored twice, also when other writers post it at the same moment. New rows get
-    ``pipeline_status`` ("pending": the worker will score them).
+    ``pipeline_status`` ("pending": the worker will score them). PII in their messages and
+    metadata is redacted first, as the settings say (``judgeloop.redaction``).
     """
+    redactor = configured_redactor()
     keys = [(s.source, s.external_id) for s in sessions]
     existing_before = _find_by_keys(db, keys)
     new_rows: dict[SessionKey, dict[str, Any]] = {}
     for session, key in zip(sessions, keys, strict=True):
         if key not in existing_before and key not in new_rows:
-            new_rows[key] = {**_row_values(session), "pipeline_status": pipeline_status}
+            new_rows[key] = {**_row_values(session, redactor), "pipeline_status": pipeline_status}
     created_id_set = insert_ignoring_conflicts(
         db, Session, list(new_rows.values()), ["source", "external_id"]
     )
