@@ -71,7 +71,7 @@ class Processes:
             "JUDGELOOP_WORKER": "false",
             "JUDGELOOP_WORKER_POLL_SECONDS": "0.2",
             # PostgreSQL job queue: a killed worker's jobs go to the others after this long.
-            "JUDGELOOP_WORKER_STALLED_SECONDS": "30",
+            "JUDGELOOP_WORKER_STALLED_SECONDS": "10",
             "JUDGELOOP_WORKER_SWEEP_SECONDS": "3",
             "JUDGELOOP_MAX_BATCH_SIZE": "500",
         }
