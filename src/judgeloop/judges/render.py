@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined
+from jinja2 import StrictUndefined, Template
 from jinja2.sandbox import SandboxedEnvironment
 
 from judgeloop.judges.outcome import ResolvedExample, SessionInput
@@ -86,6 +87,12 @@ def render_messages(
             for resolved in examples
         ],
     }
-    system = _environment.from_string(spec.prompt.system).render(context)
-    user = _environment.from_string(spec.prompt.user).render(context)
+    system = _template(spec.prompt.system).render(context)
+    user = _template(spec.prompt.user).render(context)
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+@lru_cache(maxsize=256)
+def _template(source: str) -> Template:
+    """The compiled template of ``source``: compiling took a third of a judge call's CPU."""
+    return _environment.from_string(source)
