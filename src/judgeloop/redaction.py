@@ -249,7 +249,9 @@ class Redactor:
             redacted["content"] = self.value(redacted["content"])
         if redacted.get("tool_calls"):
             redacted["tool_calls"] = [
-                {**call, "arguments": self.value(call.get("arguments", {}))}
+                {**call, "arguments": self.value(call["arguments"])}
+                if "arguments" in call
+                else call
                 for call in redacted["tool_calls"]
             ]
         return redacted
