@@ -150,9 +150,11 @@ def _post_pii_everywhere(
     gate = api.post(
         "/v1/gates",
         json={
-            "action": {"name": "get_order", "arguments": {"id": 7}},
+            "action": {"name": "get_order", "arguments": {"id": 7, "api_key": PLANTED["openai"]}},
             "state": {"messages": [{"role": "user", "content": PII_TEXT}]},
         },
         headers=pipeline,
     )
     assert gate.status_code == 201, gate.text
+    # The reviewer approves the arguments as sent, less their secrets.
+    assert gate.json()["arguments"] == {"id": 7, "api_key": "[SECRET]"}

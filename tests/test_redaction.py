@@ -105,6 +105,8 @@ def test_messages_keep_their_structure() -> None:
         "content": "Mailing [EMAIL]",
         "tool_calls": [{"id": "call_1", "name": "send_email", "arguments": {"to": "[EMAIL]"}}],
     }
+    bare = {"role": "assistant", "tool_calls": [{"id": "call_2", "name": "list_orders"}]}
+    assert REDACT.message(bare) == bare
 
 
 def test_kinds_are_configurable() -> None:
