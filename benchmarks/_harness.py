@@ -184,7 +184,10 @@ def stub_llm(latency_ms: float) -> Iterator[str]:
 def server(
     database_url: str, *, worker: bool, extra_env: dict[str, str] | None = None
 ) -> Iterator[tuple[str, Process]]:
-    """``judgeloop serve`` on a free port; yields its URL and the process."""
+    """``judgeloop serve`` on a free port; yields its URL and the process.
+
+    With ``$BENCH_DUMP`` set to a path, the server's log is written there when it stops.
+    """
     port = free_port()
     env = bench_env(
         JUDGELOOP_DATABASE_URL=database_url,
@@ -205,9 +208,15 @@ def server(
 
 
 @contextmanager
-def workers(database_url: str, count: int) -> Iterator[list[Process]]:
+def workers(
+    database_url: str, count: int, extra_env: dict[str, str] | None = None
+) -> Iterator[list[Process]]:
     """``count`` ``judgeloop worker`` processes on ``database_url``."""
-    env = bench_env(JUDGELOOP_DATABASE_URL=database_url, JUDGELOOP_WORKER_POLL_SECONDS="0.1")
+    env = bench_env(
+        JUDGELOOP_DATABASE_URL=database_url,
+        JUDGELOOP_WORKER_POLL_SECONDS="0.1",
+        **(extra_env or {}),
+    )
     started = [
         Process([sys.executable, "-m", "judgeloop", "worker"], env, f"worker-{i}")
         for i in range(count)

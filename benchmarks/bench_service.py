@@ -332,9 +332,22 @@ def count_decided(database_url: str) -> int:
         engine.dispose()
 
 
-async def post_batches(url: str, key: str, count: int, batch: int, concurrency: int) -> float:
+def wait_decided(database_url: str, count: int, deadline: float, seen: Any = None) -> int:
+    """Poll until ``count`` sessions are decided (or the deadline); return how many are."""
+    decided = count_decided(database_url)
+    while decided < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+        decided = count_decided(database_url)
+        if seen is not None:
+            seen(decided)
+    return decided
+
+
+async def post_batches(
+    url: str, key: str, count: int, batch: int, concurrency: int, first: int = 0
+) -> float:
     """``count`` sessions in batches of ``batch`` without waiting; returns the wall time."""
-    starts = iter(range(0, count, batch))
+    starts = iter(range(first, first + count, batch))
     headers = {"Authorization": f"Bearer {key}"}
     import httpx
 
@@ -342,7 +355,8 @@ async def post_batches(url: str, key: str, count: int, batch: int, concurrency: 
 
         async def one_client() -> None:
             for start in starts:
-                payload = [session_payload(i) for i in range(start, min(start + batch, count))]
+                end = min(start + batch, first + count)
+                payload = [session_payload(i) for i in range(start, end)]
                 response = await client.post("/v1/sessions", json=payload)
                 response.raise_for_status()
 
@@ -358,33 +372,45 @@ def with_workers(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
     latency_s = args.latency_ms / 1000
     with stub_llm(args.latency_ms) as stub_url:
         key, _spec = prepare(database_url, stub_url)
+        job_env = {
+            "JUDGELOOP_WORKER_CONCURRENCY": str(args.worker_concurrency),
+            "JUDGELOOP_WORKER_JOB_SIZE": str(args.job_size),
+        }
         with (
-            server(database_url, worker=False) as (url, process),
-            workers(database_url, args.workers),
+            server(database_url, worker=False, extra_env=job_env) as (url, process),
+            workers(database_url, args.workers, job_env),
         ):
             sampler = RssSampler(process.pid)
             sampler.start()
+            # Warm-up (not measured): wait until the workers have started and judged one.
+            asyncio.run(post_batches(url, key, 1, 1, 1, first=10**8))
+            wait_decided(database_url, 1, time.monotonic() + args.timeout_s)
             started = time.perf_counter()
-            post_seconds = asyncio.run(post_batches(url, key, args.sessions, 50, 4))
+            post_seconds = asyncio.run(post_batches(url, key, args.sessions, 2 * args.job_size, 4))
             with progress() as bar:
                 task = bar.add_task(
                     f"sessions judged by {args.workers} worker(s)", total=args.sessions
                 )
-                decided = 0
-                deadline = time.monotonic() + args.timeout_s
-                while decided < args.sessions and time.monotonic() < deadline:
-                    time.sleep(0.2)
-                    decided = count_decided(database_url)
-                    bar.update(task, completed=decided)
+                decided = (
+                    wait_decided(
+                        database_url,
+                        args.sessions + 1,
+                        time.monotonic() + args.timeout_s,
+                        lambda n: bar.update(task, completed=n - 1),
+                    )
+                    - 1
+                )
             wall = time.perf_counter() - started
             peak_rss = sampler.stop()
     rate = decided / wall
-    # Each worker judges its batch's sessions concurrently: per worker, batch / L at most.
-    ideal = args.workers * args.worker_batch / latency_s
+    # A worker runs `concurrency` jobs of `job_size` sessions at once, their LLM calls
+    # concurrent: at most workers x concurrency x job_size sessions per L.
+    ideal = args.workers * args.worker_concurrency * args.job_size / latency_s
     return {
         "mode": "workers",
         "workers": args.workers,
-        "worker_batch": args.worker_batch,
+        "worker_concurrency": args.worker_concurrency,
+        "job_size": args.job_size,
         "sessions": args.sessions,
         "latency_ms": args.latency_ms,
         "judged": decided,
@@ -407,7 +433,7 @@ def report_text(result: dict[str, Any]) -> str:
             f"{result['judged']} of {result['sessions']} sessions judged by "
             f"{result['workers']} worker(s) in {result['seconds']:.1f} s: "
             f"{result['judged_per_s']:.0f}/s = {result['throughput_ratio']:.1%} of "
-            f"workers x batch / L = {result['ideal_per_s']:.0f}/s; server peak RSS "
+            f"workers x jobs x job size / L = {result['ideal_per_s']:.0f}/s; server peak RSS "
             f"{result['peak_rss_mb']:.0f} MB"
         )
     return (
@@ -438,7 +464,8 @@ def main() -> int:
     parser.add_argument("--latency-ms", type=float, default=100.0, help="L (default 100)")
     parser.add_argument("--database-url", default=None, help="PostgreSQL server URL")
     parser.add_argument("--workers", type=int, default=0, help="M worker processes (PostgreSQL)")
-    parser.add_argument("--worker-batch", type=int, default=32, help="sessions per worker batch")
+    parser.add_argument("--worker-concurrency", type=int, default=4, help="jobs per worker (4)")
+    parser.add_argument("--job-size", type=int, default=32, help="sessions per job (32)")
     parser.add_argument("--timeout-s", type=float, default=600, help="worker mode: give up after")
     parser.add_argument("--py-spy", default=None, help="record the server's stacks to FILE")
     parser.add_argument("--quick", action="store_true", help="a run under a minute")

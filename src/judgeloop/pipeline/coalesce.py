@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 WINDOW_S = 0.004
 # A batch's transactions grow with its size; beyond this, start another batch.
 MAX_SESSIONS = 256
+# Batches running at once. Below this a request's batch starts after the window; at it, new
+# requests gather until a batch finishes, so under load batches grow instead of the
+# per-batch transactions multiplying (the LLM calls within a batch run concurrently).
+MAX_BATCHES = 8
 # Drift alarms, audited agreement and the day's escalation count are re-read at most this
 # often (see pipeline.policy_state): requests' batches are small, and these queries per batch
 # cost more than the batch's own writes.
@@ -42,7 +46,12 @@ class Coalescer:
     """Runs the pipeline for waiting requests in shared batches on a background event loop."""
 
     def __init__(
-        self, worker: Worker, *, window_s: float = WINDOW_S, max_sessions: int = MAX_SESSIONS
+        self,
+        worker: Worker,
+        *,
+        window_s: float = WINDOW_S,
+        max_sessions: int = MAX_SESSIONS,
+        max_batches: int = MAX_BATCHES,
     ) -> None:
         self.worker = worker
         self.options = replace(
@@ -50,6 +59,8 @@ class Coalescer:
         )
         self.window_s = window_s
         self.max_sessions = max_sessions
+        self.max_batches = max_batches
+        self._slots: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -100,7 +111,11 @@ class Coalescer:
 
     async def _collect(self) -> None:
         await asyncio.sleep(self.window_s)
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.max_batches)
+        await self._slots.acquire()
         self._collecting = False
+        self._slots.release()  # each batch takes its own slot below
         while self._waiting:
             batch: list[_Waiting] = []
             size = 0
@@ -118,6 +133,11 @@ class Coalescer:
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self, batch: list[_Waiting]) -> None:
+        assert self._slots is not None
+        async with self._slots:
+            await self._run_batch(batch)
+
+    async def _run_batch(self, batch: list[_Waiting]) -> None:
         ids = sorted({session_id for session_ids, _future in batch for session_id in session_ids})
         try:
             await self._pipeline(ids)
