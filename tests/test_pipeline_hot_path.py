@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
+from judgeloop.escalation import load_policy
 from judgeloop.models import QueueItem, SessionCreate
 from judgeloop.pipeline.clustering import ClusterSchedule
 from judgeloop.pipeline.policy_state import PolicyState, PolicyStateCache
@@ -18,7 +20,9 @@ from judgeloop.store.decisions import (
     pending_session_ids,
     start_of_day,
 )
+from tests.conftest import REPO_ROOT
 from tests.factories import session_payload
+from tests.stub_llm import StubLLM, StubReply
 
 
 def _pending(engine: Engine, count: int) -> list[int]:
@@ -95,3 +99,55 @@ def _queue_items_more(engine: Engine, session_ids: list[int]) -> None:
         for session_id in session_ids:
             db.add(QueueItem(session_id=session_id, criterion_id=1, reasons=["x"]))
         db.commit()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_concurrent_waiting_requests_share_one_batch(engine: Engine, stub_llm: StubLLM) -> None:
+    from judgeloop.judges.runner import register_spec
+    from judgeloop.judges.spec import JudgeSpec
+    from judgeloop.models import AuditEvent, CriterionCreate, Decision
+    from judgeloop.pipeline.coalesce import Coalescer
+    from judgeloop.pipeline.worker import Worker
+    from judgeloop.store import add_criteria
+    from judgeloop.store.judges import activate_judge_version
+
+    criterion = CriterionCreate(name="resolved", kind="binary", labels=["yes", "no"])
+    spec = JudgeSpec(
+        name="resolved-llm",
+        criterion=criterion,
+        model="openai/stub-judge",
+        api_base=f"{stub_llm.url}/v1",
+        decoding={"timeout_s": 10.0, "max_retries": 0},
+    )
+    with db_session(engine) as db:
+        add_criteria(db, [criterion], actor="test")
+    register_spec(engine, spec, actor="test")
+    with db_session(engine) as db:
+        activate_judge_version(db, spec.version, actor="test")
+    stub_llm.responder = lambda body: StubReply.label_first({"yes": 0.9, "no": 0.1})
+    ids = _pending(engine, 6)
+    worker = Worker(engine=engine, policy=load_policy(REPO_ROOT / "judges" / "escalation.yaml"))
+    # A long window: the six requests below surely arrive within it.
+    coalescer = Coalescer(worker, window_s=1.0)
+    errors: list[BaseException] = []
+
+    def request(session_id: int) -> None:
+        try:
+            coalescer.process([session_id])
+        except BaseException as error:  # noqa: BLE001 (reported by the assertion below)
+            errors.append(error)
+
+    threads = [threading.Thread(target=request, args=(i,)) for i in ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    coalescer.close()
+    assert not errors
+    with db_session(engine) as db:
+        decided = set(db.exec(select(Decision.session_id)))
+        batches = list(db.exec(select(AuditEvent).where(AuditEvent.action == "decisions.create")))
+        assert pending_session_ids(db, 10) == []
+    assert decided == set(ids)
+    assert [event.detail["count"] for event in batches] == [6]  # one pass decided all six
+    assert len(stub_llm.requests) == 6
