@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, event, func
 from sqlmodel import select
 
 from judgeloop.models import Decision, HumanLabel, QueueItem, Review
@@ -121,6 +123,62 @@ def test_claim_next_takes_the_most_urgent_item_with_filters(engine: Engine) -> N
         second = claim_next(db, bob, lease=LEASE)
         assert second is not None and second.id == audit.id
         assert claim_next(db, bob, lease=LEASE, reason="low_confidence") is None
+
+
+def _claim_queries(engine: Engine, claim: Callable[[], object]) -> list[tuple[str, Any]]:
+    """The ordered SELECTs on queue_items that ``claim`` ran, with their parameters."""
+    seen: list[tuple[str, Any]] = []
+
+    def record(_conn: object, _cursor: object, statement: str, parameters: Any, *_: object) -> None:
+        if statement.startswith("SELECT") and "FROM queue_items" in statement:
+            if "ORDER BY" in statement:
+                seen.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        claim()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return seen
+
+
+def _plan(engine: Engine, statement: str, parameters: Any) -> str:
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        if engine.dialect.name == "sqlite":
+            cursor.execute(f"EXPLAIN QUERY PLAN {statement}", parameters)
+            return "\n".join(str(row[-1]) for row in cursor.fetchall())
+        # A tiny table is cheaper to scan and sort; forbid both to see whether an index can
+        # hand over the rows in claim order (a Sort node would remain if none can).
+        cursor.execute("SET enable_seqscan = off")
+        cursor.execute("SET enable_sort = off")
+        cursor.execute(f"EXPLAIN {statement}", parameters)
+        return "\n".join(str(row[0]) for row in cursor.fetchall())
+    finally:
+        raw.rollback()
+        raw.close()
+
+
+@pytest.mark.parametrize("senior", [False, True], ids=["reviewer", "senior"])
+def test_claim_next_reads_the_claim_order_index_without_sorting(
+    engine: Engine, senior: bool
+) -> None:
+    someone, _ = reviewer(engine, "someone", senior=senior)
+    with db_session(engine) as db:
+        for index in range(3):
+            escalated_item(db, external_id=f"s-{index}", priority=100 + index)
+        claim_next(db, someone, lease=LEASE)  # so the own-claim query finds a row too
+
+        def claim() -> None:
+            claim_next(db, someone, lease=LEASE, reason="low_confidence")
+
+        queries = _claim_queries(engine, claim)
+    assert queries
+    for statement, parameters in queries:
+        plan = _plan(engine, statement, parameters)
+        assert "ix_queue_items_claim_order" in plan, plan
+        assert "TEMP B-TREE" not in plan and "Sort" not in plan, plan
 
 
 def _claim_concurrently(url: str, item_id: int | None, names: list[str]) -> list[tuple[int, str]]:

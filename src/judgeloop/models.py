@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlmodel import Field as SQLField
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, col
 
 from judgeloop.types import JSONType, UTCDateTime, utc_now
 
@@ -554,7 +554,6 @@ class QueueItem(SQLModel, table=True):
 
     __tablename__ = "queue_items"
     __table_args__ = (
-        sa.Index("ix_queue_items_status_priority", "status", "priority", "created_at"),
         sa.Index("ix_queue_items_criterion_status", "criterion_id", "status"),
         sa.UniqueConstraint("decision_id", name="uq_queue_item_decision"),
     )
@@ -581,6 +580,18 @@ class QueueItem(SQLModel, table=True):
     )
     cluster: int | None = SQLField(default=None, description="Group of similar sessions.")
     created_at: datetime = _created_at()
+
+
+# claim_next's order within one (status, senior_only): most urgent first, then oldest, so a
+# claim reads the first entries instead of sorting every waiting item (migration 0006).
+sa.Index(
+    "ix_queue_items_claim_order",
+    col(QueueItem.status),
+    col(QueueItem.senior_only),
+    col(QueueItem.priority).desc(),
+    col(QueueItem.created_at),
+    col(QueueItem.id),
+)
 
 
 class Review(SQLModel, table=True):

@@ -292,33 +292,77 @@ def claim_next(
     """
     name = reviewer_name(reviewer)
     for _round in range(_CLAIM_NEXT_ROUNDS):
-        now = utc_now()
-        conditions = [
-            _claimable(name, now),
-            sa.not_(_reviewed_by(name)),
-            *_filters(db, criterion, reason, cluster),
-        ]
-        if not reviewer.senior:
-            conditions.append(sa.not_(col(QueueItem.senior_only)))
-        own_first = sa.case((col(QueueItem.claimed_by) == name, 0), else_=1)
-        candidates = list(
-            db.exec(
-                select(QueueItem.id)
-                .where(*conditions)
-                .order_by(own_first, *_ordered())
-                .limit(_CLAIM_NEXT_BATCH)
-            )
-        )
+        candidates = _claim_candidates(db, reviewer, name, criterion, reason, cluster)
         db.rollback()
         if not candidates:
             return None
         for item_id in candidates:
-            assert item_id is not None
             try:
                 return claim_item(db, item_id, reviewer, lease=lease)
             except (ConflictError, NotFoundError):
                 continue  # someone else was quicker; try the next one
     return None
+
+
+def _claim_candidates(
+    db: DbSession,
+    reviewer: ApiKey,
+    name: str,
+    criterion: str | None,
+    reason: str | None,
+    cluster: int | None,
+) -> list[int]:
+    """Up to ``_CLAIM_NEXT_BATCH`` item ids to try: the reviewer's own claim, then by urgency.
+
+    One ordered query per status and routing (see ``_in_claim_order``), merged here: a single
+    query ordered across several statuses would sort every waiting item on each claim.
+    """
+    now = utc_now()
+    common = [sa.not_(_reviewed_by(name)), *_filters(db, criterion, reason, cluster)]
+    own: list[tuple[int, datetime, int]] = []
+    others: list[tuple[int, datetime, int]] = []
+    for senior_only in (False, True) if reviewer.senior else (False,):
+        mine = [col(QueueItem.claimed_by) == name, *common]
+        own += _in_claim_order(db, "claimed", senior_only, mine, limit=1)
+        for status, lease_ran_out in _takeable(now):
+            others += _in_claim_order(db, status, senior_only, [*lease_ran_out, *common])
+    first = [item_id for _priority, _created, item_id in sorted(own)[:1]]
+    rest = [item_id for _priority, _created, item_id in sorted(others) if item_id not in first]
+    return [*first, *rest][:_CLAIM_NEXT_BATCH]
+
+
+def _in_claim_order(
+    db: DbSession,
+    status: str,
+    senior_only: bool,
+    conditions: list[sa.ColumnElement[bool]],
+    limit: int = _CLAIM_NEXT_BATCH,
+) -> list[tuple[int, datetime, int]]:
+    """The most urgent items of one status and routing, as (-priority, created_at, id).
+
+    Equal status and senior_only lead ix_queue_items_claim_order, whose entries under them are
+    already in this order: the database reads the first ``limit`` entries and sorts nothing.
+    """
+    rows = db.exec(
+        select(QueueItem.priority, QueueItem.created_at, QueueItem.id)
+        .where(
+            col(QueueItem.status) == status,
+            col(QueueItem.senior_only) == (sa.true() if senior_only else sa.false()),
+            *conditions,
+        )
+        .order_by(*_ordered())
+        .limit(limit)
+    )
+    return [(-priority, created, item_id) for priority, created, item_id in rows if item_id]
+
+
+def _takeable(now: datetime) -> list[tuple[str, list[sa.ColumnElement[bool]]]]:
+    """Statuses anyone may claim, each with its extra condition: a claim's lease ran out."""
+    return [
+        ("open", []),
+        ("adjudication", []),
+        ("claimed", [col(QueueItem.lease_expires_at) < now]),
+    ]
 
 
 def release_item(db: DbSession, item_id: int, reviewer: ApiKey) -> QueueItem:
