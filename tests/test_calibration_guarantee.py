@@ -18,6 +18,7 @@ from judgeloop.calibration.binomial import (
     binomial_cdf,
     binomial_upper_bound,
     rejection_counts,
+    rejection_counts_at,
 )
 
 ALPHA, DELTA = 0.1, 0.1
@@ -46,6 +47,17 @@ def test_rejection_counts_are_the_largest_rejecting_counts(alpha: float, delta: 
     rejects = stats.binom.cdf(critical, n, alpha) <= delta
     assert np.all(rejects | (critical == -1))
     assert np.all(stats.binom.cdf(critical + 1, n, alpha) > delta)
+
+
+def test_rejection_counts_at_a_few_n_equal_the_whole_table() -> None:
+    # Few n out of a large range take the row-by-row path, many take the cached table.
+    few = np.array([0, 1, 29, 30, 777, 4096, 9_999, 10_000, 5])
+    whole = rejection_counts(10_000, ALPHA, DELTA)
+    assert np.array_equal(rejection_counts_at(few, ALPHA, DELTA), whole[few])
+    many = np.arange(0, 10_001, 3)
+    assert np.array_equal(rejection_counts_at(many, ALPHA, DELTA), whole[many])
+    with pytest.raises(ValueError, match="non-negative"):
+        rejection_counts_at([-1], ALPHA, DELTA)
 
 
 @pytest.mark.parametrize(("k", "n"), [(0, 1), (0, 30), (3, 50), (12, 200), (49, 50), (0, 0)])
@@ -94,6 +106,23 @@ def test_fixed_sequence_matches_a_plain_reference(seed: int) -> None:
         assert threshold.n_auto_cal == auto.sum()
         assert threshold.disagreements_cal == (auto & ~agrees).sum()
         assert threshold.upper_bound is not None and threshold.upper_bound <= ALPHA
+
+
+@pytest.mark.parametrize("failing_from", [300, 1500, None])
+def test_fixed_sequence_over_thousands_of_candidates_matches_the_reference(
+    failing_from: int | None,
+) -> None:
+    # 3,000 distinct confidences: candidates are tested in blocks of 256, 512, 1,024, ...;
+    # the first failure falls in the second block, the third, or never.
+    n = 3000
+    confidence = np.linspace(1.0, 0.4, n)
+    agrees = np.random.default_rng(3).random(n) < 0.97
+    agrees[:100] = True  # so that the first candidates pass
+    if failing_from is not None:
+        agrees[failing_from:] = False
+    threshold = fixed_sequence_threshold(confidence, agrees, alpha=ALPHA, delta=DELTA)
+    expected = reference_threshold(confidence, agrees, 30)
+    assert expected is not None and threshold.lambda_ == expected
 
 
 def test_no_threshold_escalates_everything() -> None:

@@ -9,6 +9,7 @@ from judgeloop.calibration.bootstrap import (
     McNemarResult,
     bootstrap_interval,
     bootstrap_intervals,
+    grouped_bootstrap_intervals,
     mcnemar_exact,
     paired_bootstrap_difference,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "agreement_statistic",
     "bootstrap_interval",
     "bootstrap_intervals",
+    "grouped_bootstrap_intervals",
     "brier_score",
     "calibration_metrics",
     "cascade_thresholds",

@@ -75,22 +75,24 @@ def binomial_upper_bound(k: int, n: int, delta: float) -> float:
     return high
 
 
-@lru_cache(maxsize=32)
-def _rejection_counts(size: int, alpha: float, delta: float) -> IntArray:
-    log_fact = _log_factorials(size)
-    n = np.arange(size + 1)
+def _critical_counts(n: IntArray, alpha: float, delta: float) -> IntArray:
+    """For each n, the largest k with P(Bin(n, α) <= k) <= δ, or -1 (see ``rejection_counts``).
+
+    Each row's sums depend only on its own n, so any subset of rows gives the same counts.
+    """
+    log_fact = _log_factorials(int(n.max()) if n.size else 0)
     sd = np.sqrt(n * alpha * (1 - alpha))
     # The largest rejecting count lies below n*alpha (the binomial median); mass more than
     # 12 standard deviations below the mean (< 1e-30) is left out of the lower-tail sums.
     first = np.maximum(0, np.floor(n * alpha - 12 * sd - 5)).astype(np.int64)
     last = np.minimum(n, np.ceil(n * alpha) + 2).astype(np.int64)
-    width = int(np.max(last - first)) + 1
+    width = int(np.max(last - first)) + 1 if n.size else 1
     offsets = np.arange(width)
     log_alpha, log_rest = math.log(alpha), math.log1p(-alpha)
-    counts = np.empty(size + 1, dtype=np.int64)
+    counts = np.empty(n.size, dtype=np.int64)
     rows_per_chunk = max(1, _TABLE_CELLS // width)
-    for start in range(0, size + 1, rows_per_chunk):
-        rows = slice(start, min(size + 1, start + rows_per_chunk))
+    for start in range(0, n.size, rows_per_chunk):
+        rows = slice(start, min(n.size, start + rows_per_chunk))
         n_rows = n[rows, None]
         j = first[rows, None] + offsets[None, :]
         valid = j <= last[rows, None]
@@ -107,6 +109,18 @@ def _rejection_counts(size: int, alpha: float, delta: float) -> IntArray:
     return counts
 
 
+@lru_cache(maxsize=32)
+def _rejection_counts(size: int, alpha: float, delta: float) -> IntArray:
+    return _critical_counts(np.arange(size + 1), alpha, delta)
+
+
+def _check_levels(alpha: float, delta: float) -> None:
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
+    if not 0.0 < delta < 0.5:
+        raise ValueError(f"delta must lie in (0, 0.5), got {delta}")
+
+
 def rejection_counts(n_max: int, alpha: float, delta: float) -> IntArray:
     """For n = 0..n_max, the most disagreements among n items that still reject "risk > α".
 
@@ -114,12 +128,27 @@ def rejection_counts(n_max: int, alpha: float, delta: float) -> IntArray:
     at most that many disagreements among n auto-decided items is the same as the exact
     (Clopper-Pearson) 1-δ upper bound on the disagreement rate being at most α.
     """
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
-    if not 0.0 < delta < 0.5:
-        raise ValueError(f"delta must lie in (0, 0.5), got {delta}")
+    _check_levels(alpha, delta)
     size = 1 << max(6, math.ceil(math.log2(n_max + 1)))
     return _rejection_counts(size, alpha, delta)[: n_max + 1]
+
+
+def rejection_counts_at(n_values: npt.ArrayLike, alpha: float, delta: float) -> IntArray:
+    """``rejection_counts`` at the given n only (equal to ``rejection_counts(max n)[n_values]``).
+
+    The whole table costs O(n_max^1.5) and is cached; when a few n are asked of a large table
+    (a fixed sequence that stops early, few distinct confidences), computing just those rows
+    is much cheaper.
+    """
+    _check_levels(alpha, delta)
+    n = np.asarray(n_values, dtype=np.int64)
+    if n.size and int(n.min()) < 0:
+        raise ValueError(f"n must be non-negative, got {int(n.min())}")
+    n_max = int(n.max()) if n.size else 0
+    # Asked for a good share of the table: build (or reuse) the cached whole table.
+    if 4 * n.size >= n_max + 1:
+        return rejection_counts(n_max, alpha, delta)[n]
+    return _critical_counts(n, alpha, delta)
 
 
 def mcnemar_p_value(only_first: int, only_second: int) -> float:

@@ -35,7 +35,7 @@ import numpy.typing as npt
 from pydantic import BaseModel
 
 from judgeloop.calibration._arrays import BoolArray, FloatArray, IntArray, bool_array, float_array
-from judgeloop.calibration.binomial import binomial_upper_bound, rejection_counts
+from judgeloop.calibration.binomial import binomial_upper_bound, rejection_counts_at
 
 DEFAULT_MIN_COUNT = 30
 
@@ -86,12 +86,31 @@ def last_accepted(
 ) -> int:
     """Position of the last candidate the fixed sequence accepts; -1 when the first fails.
 
-    ``critical[n]`` is the most disagreements among n items that still reject (see
+    ``critical[i]`` is the most disagreements among ``n_above[i]`` items that still reject (see
     ``binomial.rejection_counts``); candidates come in testing order.
     """
-    passed = (n_above >= min_count) & (errors_above <= critical[n_above])
+    passed = (n_above >= min_count) & (errors_above <= critical)
     failures = np.flatnonzero(~passed)
     return int(failures[0] if failures.size else passed.size) - 1
+
+
+def sequence_stop(
+    n_above: IntArray, errors_above: IntArray, *, alpha: float, delta: float, min_count: int
+) -> int:
+    """``last_accepted``, computing critical counts only for the candidates it reaches.
+
+    The sequence stops at its first failure, so candidates are tested in blocks that double
+    in size: the binomial tails cost at most about twice those of the candidates tested.
+    """
+    start, block = 0, 256
+    while start < n_above.size:
+        part = slice(start, min(n_above.size, start + block))
+        critical = rejection_counts_at(n_above[part], alpha, delta)
+        last = last_accepted(n_above[part], errors_above[part], critical, min_count)
+        if last < part.stop - start - 1:
+            return start + last
+        start, block = part.stop, 2 * block
+    return n_above.size - 1
 
 
 def calibration_candidates(
@@ -151,8 +170,7 @@ def run_fixed_sequence(
         grid, n_above, errors_above = calibration_candidates(confidence, disagrees, min_count)
     else:
         grid, n_above, errors_above = fixed_candidates(confidence, disagrees, candidates)
-    critical = rejection_counts(confidence.size, alpha, delta)
-    last = last_accepted(n_above, errors_above, critical, min_count)
+    last = sequence_stop(n_above, errors_above, alpha=alpha, delta=delta, min_count=min_count)
     tested = min(last + 2, grid.size)
     if last < 0:
         return SequenceOutcome(None, confidence.size, 0, 0, tested)

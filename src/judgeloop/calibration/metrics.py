@@ -16,7 +16,11 @@ import numpy as np
 from pydantic import BaseModel
 
 from judgeloop.calibration._arrays import FloatArray, IntArray
-from judgeloop.calibration.bootstrap import Interval, WeightedStatistic, bootstrap_intervals
+from judgeloop.calibration.bootstrap import (
+    Interval,
+    WeightedStatistic,
+    grouped_bootstrap_intervals,
+)
 from judgeloop.models import CriterionKind
 
 KappaWeighting = Literal["none", "linear", "quadratic"]
@@ -34,17 +38,17 @@ def encode_labels(values: Sequence[str], labels: Sequence[str]) -> IntArray:
         raise ValueError(f"label {error.args[0]!r} is not one of {list(labels)}") from None
 
 
-def _weights_or_ones(weights: FloatArray | None, n_items: int) -> FloatArray:
-    return np.ones((1, n_items)) if weights is None else np.atleast_2d(weights)
-
-
 def weighted_confusions(
     human: IntArray, predicted: IntArray, n_labels: int, weights: FloatArray | None = None
 ) -> FloatArray:
     """Confusion matrices ``(B, L, L)`` for item weights ``(B, n)`` (one unweighted if None)."""
+    cells = human * n_labels + predicted
+    if weights is None:
+        counts = np.bincount(cells, minlength=n_labels**2).astype(np.float64)
+        return counts.reshape(1, n_labels, n_labels)
     pairs = np.zeros((len(human), n_labels * n_labels))
-    pairs[np.arange(len(human)), human * n_labels + predicted] = 1.0
-    counts = _weights_or_ones(weights, len(human)) @ pairs
+    pairs[np.arange(len(human)), cells] = 1.0
+    counts = np.atleast_2d(weights) @ pairs
     return counts.reshape(-1, n_labels, n_labels)
 
 
@@ -317,20 +321,21 @@ def agreement_report(
     human_codes = encode_labels(human, labels)
     predicted_codes = encode_labels(predicted, labels)
     metrics = confusion_metrics(kind, len(labels))
+    n_labels = len(labels)
+    # Only the count of each (human, judge) pair matters: resample those L*L counts.
+    pair_counts = np.bincount(human_codes * n_labels + predicted_codes, minlength=n_labels**2)
 
     def bound(metric: ConfusionMetric) -> WeightedStatistic:
-        return lambda weights: metric(
-            weighted_confusions(human_codes, predicted_codes, len(labels), weights)
-        )
+        return lambda counts: metric(counts.reshape(-1, n_labels, n_labels))
 
-    intervals = bootstrap_intervals(
+    intervals = grouped_bootstrap_intervals(
         {name: bound(metric) for name, metric in metrics.items()},
-        len(human),
+        pair_counts,
         n_resamples=n_resamples,
         confidence=confidence,
         seed=seed,
     )
-    confusion = weighted_confusions(human_codes, predicted_codes, len(labels))[0]
+    confusion = pair_counts.reshape(n_labels, n_labels).astype(np.float64)
     return AgreementReport(
         kind=kind,
         labels=list(labels),
