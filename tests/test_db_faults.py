@@ -25,6 +25,12 @@ from tests.conftest import REPO_ROOT, _free_port, auth
 from tests.factories import session_payload
 
 BUSY_TIMEOUT_SECONDS = 1.0
+# Each fault exists on one database only: these choose it instead of skipping the other, so
+# CI's check that every PostgreSQL test ran sees no skip.
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+POSTGRES_ONLY = pytest.mark.parametrize(
+    "database_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
 
 
 @pytest.fixture
@@ -45,11 +51,10 @@ def _post(api: httpx.Client, key: str, external_id: str) -> httpx.Response:
     return api.post("/v1/sessions", json=session_payload(external_id), headers=auth(key))
 
 
+@SQLITE_ONLY
 def test_sqlite_write_waits_for_a_held_lock_then_succeeds(
     database_url: str, api: httpx.Client, keys: dict[str, str]
 ) -> None:
-    if not database_url.startswith("sqlite"):
-        pytest.skip("SQLite locking")
     holder = sqlite3.connect(_sqlite_path(database_url), isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # another process's writer, mid-transaction
     answers: list[httpx.Response] = []
@@ -64,11 +69,10 @@ def test_sqlite_write_waits_for_a_held_lock_then_succeeds(
     assert answers[0].status_code == 201, answers[0].text
 
 
+@SQLITE_ONLY
 def test_sqlite_lock_held_past_the_timeout_answers_503_naming_it(
     database_url: str, api: httpx.Client, keys: dict[str, str]
 ) -> None:
-    if not database_url.startswith("sqlite"):
-        pytest.skip("SQLite locking")
     holder = sqlite3.connect(_sqlite_path(database_url), isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:
@@ -97,11 +101,10 @@ def _terminate_other_backends(database_url: str) -> int:
     return int(killed)
 
 
+@POSTGRES_ONLY
 def test_postgres_connections_killed_between_requests_are_replaced(
     database_url: str, api: httpx.Client, keys: dict[str, str], engine: Engine
 ) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL connections")
     assert _post(api, keys["pipeline"], "before").status_code == 201
     worker = Worker(engine=engine, policy=load_policy(REPO_ROOT / "judges" / "escalation.yaml"))
     worker.run_once()  # the worker's engine holds a pooled connection too
@@ -111,11 +114,10 @@ def test_postgres_connections_killed_between_requests_are_replaced(
     assert worker.run_once() == 0  # the batch query runs on a fresh connection (no judge yet)
 
 
+@POSTGRES_ONLY
 def test_postgres_connection_lost_mid_transaction_answers_503_then_recovers(
     database_url: str, api: httpx.Client, keys: dict[str, str]
 ) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL connections")
     admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
     holder = create_engine(database_url).connect()
     # Another transaction locks the sessions table, so the request's insert waits inside its
@@ -189,14 +191,13 @@ def _pipe(source: socket.socket, sink: socket.socket) -> None:
 @pytest.fixture
 def late_postgres(database_url: str) -> Iterator[str]:
     """The test database behind a listener that refuses connections for its first 0.5 s."""
-    if not database_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL connections")
     url = make_url(database_url)
     listener = _LateListener((url.host or "127.0.0.1", url.port or 5432), delay=0.5)
     yield url.set(host="127.0.0.1", port=listener.port).render_as_string(hide_password=False)
     listener.stop()
 
 
+@POSTGRES_ONLY
 def test_postgres_connect_is_retried_while_the_server_comes_back(late_postgres: str) -> None:
     engine = make_engine(late_postgres)
     try:
