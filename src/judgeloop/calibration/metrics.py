@@ -1,9 +1,10 @@
 """Agreement between a judge's labels and the human majority, with bootstrap intervals.
 
 Every metric here is a function of the confusion matrix (rows: human, columns: judge), computed
-on arrays of shape ``(..., L, L)``. A bootstrap resample is a vector of item counts, so the
-confusion matrices of 2,000 resamples come from one matrix product and every metric is
-evaluated on all of them at once. Undefined values (a kappa when every label is the same, a
+on arrays of shape ``(..., L, L)``. A bootstrap resample of the items is thus fully described
+by its L*L (human, judge) pair counts, drawn directly for 2,000 resamples at once (see
+``bootstrap.grouped_bootstrap_intervals``), and every metric is evaluated on all of them at
+once. Undefined values (a kappa when every label is the same, a
 correlation of a constant) are NaN in arrays and ``None`` in reports.
 """
 
