@@ -125,18 +125,20 @@ def test_claim_next_takes_the_most_urgent_item_with_filters(engine: Engine) -> N
         assert claim_next(db, bob, lease=LEASE, reason="low_confidence") is None
 
 
-def _claim_queries(engine: Engine, claim: Callable[[], object]) -> list[tuple[str, Any]]:
-    """The ordered SELECTs on queue_items that ``claim`` ran, with their parameters."""
+def _queue_queries(
+    engine: Engine, run: Callable[[], object], kind: str, marker: str
+) -> list[tuple[str, Any]]:
+    """The statements on queue_items starting with ``kind`` and containing ``marker`` that
+    ``run`` ran, with their parameters."""
     seen: list[tuple[str, Any]] = []
 
     def record(_conn: object, _cursor: object, statement: str, parameters: Any, *_: object) -> None:
-        if statement.startswith("SELECT") and "FROM queue_items" in statement:
-            if "ORDER BY" in statement:
-                seen.append((statement, parameters))
+        if statement.startswith(kind) and "queue_items" in statement and marker in statement:
+            seen.append((statement, parameters))
 
     event.listen(engine, "before_cursor_execute", record)
     try:
-        claim()
+        run()
     finally:
         event.remove(engine, "before_cursor_execute", record)
     return seen
@@ -173,12 +175,20 @@ def test_claim_next_reads_the_claim_order_index_without_sorting(
         def claim() -> None:
             claim_next(db, someone, lease=LEASE, reason="low_confidence")
 
-        queries = _claim_queries(engine, claim)
+        queries = _queue_queries(engine, claim, "SELECT", "ORDER BY")
     assert queries
     for statement, parameters in queries:
         plan = _plan(engine, statement, parameters)
         assert "ix_queue_items_claim_order" in plan, plan
         assert "TEMP B-TREE" not in plan and "Sort" not in plan, plan
+
+
+def test_the_overdue_check_reads_its_index(engine: Engine) -> None:
+    with db_session(engine) as db:
+        escalated_item(db)
+        queries = _queue_queries(engine, lambda: expire_leases(db), "UPDATE", "overdue_at")
+    [(statement, parameters)] = queries
+    assert "ix_queue_items_overdue_check" in _plan(engine, statement, parameters)
 
 
 def _claim_concurrently(url: str, item_id: int | None, names: list[str]) -> list[tuple[int, str]]:

@@ -592,6 +592,14 @@ sa.Index(
     col(QueueItem.created_at),
     col(QueueItem.id),
 )
+# expire_leases' overdue check, run before every claim: it reads only the unfinished items past
+# due and not yet marked, per status, instead of scanning the queue (migration 0006).
+sa.Index(
+    "ix_queue_items_overdue_check",
+    col(QueueItem.status),
+    col(QueueItem.overdue_at),
+    col(QueueItem.due_at),
+)
 
 
 class Review(SQLModel, table=True):

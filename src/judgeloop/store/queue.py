@@ -412,9 +412,10 @@ def expire_leases(db: DbSession, *, now: datetime | None = None) -> tuple[int, i
     overdue = db.exec(
         sa.update(QueueItem)
         .where(
-            col(QueueItem.status) != "done",
-            col(QueueItem.due_at) < now,
+            # Unfinished spelled as a list of statuses: one range each of the overdue-check index.
+            col(QueueItem.status).in_([state for state in QUEUE_STATUSES if state != "done"]),
             col(QueueItem.overdue_at).is_(None),
+            col(QueueItem.due_at) < now,
         )
         .values(overdue_at=now, senior_only=True)
         .execution_options(synchronize_session=False)
