@@ -47,7 +47,7 @@ END $$;
 
 
 def _driver_connection() -> Any:
-    """psycopg's connection under alembic's, in the same transaction."""
+    """The psycopg connection under alembic's, in the same transaction."""
     return op.get_bind().connection.driver_connection
 
 
